@@ -1,0 +1,31 @@
+"""The device core: rating scales, the local SQLite store and outbox, config, and the Recorder.
+
+Every input (the Kivy kiosk, a button panel, the CLI) records a tap through :class:`Recorder`,
+which validates it against the configured scale and stores it durably before it returns.
+"""
+
+from device.clock import Clock, FakeClock, SystemClock
+from device.config import DeviceConfig, load_config
+from device.errors import ConfigError, DeviceError, InvalidRating, StoreError
+from device.model import Rating
+from device.recorder import Recorder
+from device.scales import SCALES, Scale, get_scale
+from device.store import DeviceStore
+
+__all__ = [
+    "SCALES",
+    "Clock",
+    "ConfigError",
+    "DeviceConfig",
+    "DeviceError",
+    "DeviceStore",
+    "FakeClock",
+    "InvalidRating",
+    "Rating",
+    "Recorder",
+    "Scale",
+    "StoreError",
+    "SystemClock",
+    "get_scale",
+    "load_config",
+]

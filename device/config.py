@@ -1,0 +1,301 @@
+"""The device config: one TOML file (contract in docs/PROTOCOL.md, "Device config").
+
+Every problem is reported as ``<file>: <key>: <problem>`` so staff can fix it without support.
+Relative paths inside the file are relative to the file's folder, so a provisioned bundle can be
+copied anywhere (a folder, an SD card) and still work.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from device.errors import ConfigError
+from device.scales import SCALES
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOURS = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class SurveyConfig:
+    scale: str = "smiley4"
+    question: dict[str, str] = field(default_factory=lambda: {"en": "How was your visit today?"})
+    languages: tuple[str, ...] = ("en", "sv")
+    reasons_negative: tuple[str, ...] = ("waiting_time", "staff", "cleanliness", "product", "price")
+    reasons_positive: tuple[str, ...] = ("staff", "speed", "cleanliness", "product")
+    response_interval: float = 3.0  # seconds; a tap sooner than this after the last is flagged "repeat"
+    idle_reset: float = 20.0  # seconds without a touch before the kiosk returns to the start
+    ask_contact: bool = True
+
+
+@dataclass(frozen=True)
+class HoursConfig:
+    """Opening hours in the site's time zone; an empty table means always open."""
+
+    timezone: str = "UTC"
+    weekly: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    path: Path = Path("device.db")
+    retention_days: float = 30.0
+    min_free_mb: float = 50.0
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    batch_size: int = 100
+    batch_delay: float = 1.0  # seconds a non-negative rating may wait to fill a batch
+    ack_timeout: float = 15.0  # seconds without a central receipt before a rating is sent again
+    heartbeat: float = 60.0
+    max_rate: float = 2000.0  # ratings per second while draining a backlog
+    max_inflight: int = 20
+    reconnect_min: float = 0.5
+    reconnect_max: float = 60.0
+
+
+@dataclass(frozen=True)
+class StaffConfig:
+    pin_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    device_id: str
+    site: str
+    location: str
+    survey: SurveyConfig = field(default_factory=SurveyConfig)
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    hours: HoursConfig = field(default_factory=HoursConfig)
+    staff: StaffConfig = field(default_factory=StaffConfig)
+    source: Path | None = None
+    version: int = 0  # raised by central on each config push
+
+
+class _Reader:
+    """Pulls typed values out of a parsed TOML table, naming ``section.key`` in every error."""
+
+    def __init__(self, path: str, base: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.base = base
+        self.data = data
+
+    def section(self, name: str, known: set[str], required: bool = False) -> dict[str, Any]:
+        table = self.data.get(name)
+        if table is None:
+            if required:
+                raise ConfigError(self.path, f"[{name}]", "section is missing")
+            return {}
+        if not isinstance(table, dict):
+            raise ConfigError(self.path, f"[{name}]", "must be a table")
+        for key in table:
+            if key not in known:
+                raise ConfigError(self.path, f"{name}.{key}", f"unknown key; known: {', '.join(sorted(known))}")
+        return table
+
+    def get(self, table: dict[str, Any], section: str, key: str, kind: type | tuple[type, ...],
+            default: Any = None, required: bool = False) -> Any:
+        if key not in table:
+            if required:
+                raise ConfigError(self.path, f"{section}.{key}", "is required")
+            return default
+        value = table[key]
+        if kind in (float, (int, float)) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and kind is not bool:
+            raise ConfigError(self.path, f"{section}.{key}", f"must be {_kind_name(kind)}, not a boolean")
+        if not isinstance(value, kind):
+            raise ConfigError(self.path, f"{section}.{key}",
+                              f"must be {_kind_name(kind)}, got {type(value).__name__} {value!r}")
+        return value
+
+    def ident(self, table: dict[str, Any], section: str, key: str) -> str:
+        value = self.get(table, section, key, str, required=True)
+        if not _ID.match(value):
+            raise ConfigError(self.path, f"{section}.{key}",
+                              f"{value!r} must be 1-64 letters, digits, '.', '_' or '-' (no '/', '+', '#')")
+        return str(value)
+
+    def positive(self, table: dict[str, Any], section: str, key: str, default: float) -> float:
+        value = self.get(table, section, key, float, default)
+        if value <= 0:
+            raise ConfigError(self.path, f"{section}.{key}", f"must be greater than 0, got {value}")
+        return float(value)
+
+    def file(self, table: dict[str, Any], section: str, key: str, must_exist: bool = True) -> Path | None:
+        value = self.get(table, section, key, str)
+        if not value:
+            return None
+        path = Path(value)
+        if not path.is_absolute():
+            path = self.base / path
+        if must_exist and not path.is_file():
+            raise ConfigError(self.path, f"{section}.{key}", f"file {str(path)!r} does not exist")
+        return path
+
+    def strings(self, table: dict[str, Any], section: str, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.get(table, section, key, list, list(default))
+        if not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(self.path, f"{section}.{key}", "must be a list of non-empty strings")
+        return tuple(value)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "a whole number", float: "a number", bool: "true or false",
+             list: "a list", dict: "a table"}
+    if isinstance(kind, tuple):
+        return " or ".join(names.get(k, k.__name__) for k in kind)
+    return names.get(kind, kind.__name__)
+
+
+def parse_config(data: dict[str, Any], path: str = "<config>", base: Path | None = None) -> DeviceConfig:
+    """Build a :class:`DeviceConfig` from parsed TOML, raising :class:`ConfigError` on the first problem."""
+    r = _Reader(path, base or Path.cwd(), data)
+    for top in data:
+        if top not in {"device", "survey", "broker", "storage", "sync", "hours", "staff", "meta"}:
+            raise ConfigError(path, f"[{top}]", "unknown section")
+
+    dev = r.section("device", {"id", "site", "location"}, required=True)
+    device_id = r.ident(dev, "device", "id")
+    site = r.ident(dev, "device", "site")
+    location = r.ident(dev, "device", "location")
+
+    s = r.section("survey", {"scale", "question", "languages", "reasons_negative", "reasons_positive",
+                             "response_interval", "idle_reset", "ask_contact"})
+    scale = r.get(s, "survey", "scale", str, "smiley4")
+    if scale not in SCALES:
+        raise ConfigError(path, "survey.scale", f"{scale!r} is not one of {', '.join(SCALES)}")
+    question = r.get(s, "survey", "question", (str, dict), SurveyConfig().question)
+    if isinstance(question, str):
+        question = {"en": question}
+    if not all(isinstance(k, str) and isinstance(v, str) and v for k, v in question.items()):
+        raise ConfigError(path, "survey.question", "must be a string or a table of language = text")
+    defaults = SurveyConfig()
+    interval = r.get(s, "survey", "response_interval", float, defaults.response_interval)
+    if interval < 0:
+        raise ConfigError(path, "survey.response_interval", f"must be 0 or more seconds, got {interval}")
+    survey = SurveyConfig(
+        scale=scale,
+        question=dict(question),
+        languages=r.strings(s, "survey", "languages", defaults.languages),
+        reasons_negative=r.strings(s, "survey", "reasons_negative", defaults.reasons_negative),
+        reasons_positive=r.strings(s, "survey", "reasons_positive", defaults.reasons_positive),
+        response_interval=interval,
+        idle_reset=r.positive(s, "survey", "idle_reset", defaults.idle_reset),
+        ask_contact=r.get(s, "survey", "ask_contact", bool, defaults.ask_contact),
+    )
+
+    b = r.section("broker", {"url", "username", "password_file", "ca_file", "cert_file", "key_file"})
+    url = r.get(b, "broker", "url", str, BrokerConfig().url)
+    if not re.match(r"^mqtts?://[^/]+", url):
+        raise ConfigError(path, "broker.url", f"{url!r} must start with mqtt:// or mqtts:// and name a host")
+    broker = BrokerConfig(
+        url=url,
+        username=r.get(b, "broker", "username", str) or None,
+        password_file=r.file(b, "broker", "password_file"),
+        ca_file=r.file(b, "broker", "ca_file"),
+        cert_file=r.file(b, "broker", "cert_file"),
+        key_file=r.file(b, "broker", "key_file"),
+    )
+    if (broker.cert_file is None) != (broker.key_file is None):
+        raise ConfigError(path, "broker.cert_file", "cert_file and key_file go together")
+
+    st = r.section("storage", {"path", "retention_days", "min_free_mb"})
+    store_path = Path(r.get(st, "storage", "path", str, "device.db"))
+    if not store_path.is_absolute():
+        store_path = r.base / store_path
+    storage = StorageConfig(
+        path=store_path,
+        retention_days=r.positive(st, "storage", "retention_days", StorageConfig.retention_days),
+        min_free_mb=r.get(st, "storage", "min_free_mb", float, StorageConfig.min_free_mb),
+    )
+
+    sy = r.section("sync", set(SyncConfig.__dataclass_fields__))
+    sd = SyncConfig()
+    batch_size = r.get(sy, "sync", "batch_size", int, sd.batch_size)
+    if not 1 <= batch_size <= 10_000:
+        raise ConfigError(path, "sync.batch_size", f"must be 1..10000, got {batch_size}")
+    max_inflight = r.get(sy, "sync", "max_inflight", int, sd.max_inflight)
+    if not 1 <= max_inflight <= 1000:
+        raise ConfigError(path, "sync.max_inflight", f"must be 1..1000, got {max_inflight}")
+    sync = SyncConfig(
+        batch_size=batch_size,
+        batch_delay=r.get(sy, "sync", "batch_delay", float, sd.batch_delay),
+        ack_timeout=r.positive(sy, "sync", "ack_timeout", sd.ack_timeout),
+        heartbeat=r.positive(sy, "sync", "heartbeat", sd.heartbeat),
+        max_rate=r.positive(sy, "sync", "max_rate", sd.max_rate),
+        max_inflight=max_inflight,
+        reconnect_min=r.positive(sy, "sync", "reconnect_min", sd.reconnect_min),
+        reconnect_max=r.positive(sy, "sync", "reconnect_max", sd.reconnect_max),
+    )
+
+    h = r.section("hours", {"timezone", *_WEEKDAYS})
+    tz = r.get(h, "hours", "timezone", str, "UTC")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(tz)
+    except Exception:
+        raise ConfigError(path, "hours.timezone", f"{tz!r} is not a known IANA time zone") from None
+    weekly: dict[str, tuple[tuple[str, str], ...]] = {}
+    for day in _WEEKDAYS:
+        spans = r.get(h, "hours", day, (str, list))
+        if spans is None:
+            continue
+        items = [spans] if isinstance(spans, str) else spans
+        parsed = []
+        for item in items:
+            if item == "closed":
+                continue
+            m = _HOURS.match(item) if isinstance(item, str) else None
+            if not m or item[:5] >= item[6:]:
+                raise ConfigError(path, f"hours.{day}",
+                                  f"{item!r} must look like '08:00-20:00' (start before end) or 'closed'")
+            parsed.append((item[:5], item[6:]))
+        weekly[day] = tuple(parsed)
+    hours = HoursConfig(timezone=tz, weekly=weekly)
+
+    staff_t = r.section("staff", {"pin_hash"})
+    staff = StaffConfig(pin_hash=r.get(staff_t, "staff", "pin_hash", str))
+    meta = r.section("meta", {"version"})
+    version = r.get(meta, "meta", "version", int, 0)
+
+    return DeviceConfig(device_id=device_id, site=site, location=location, survey=survey, broker=broker,
+                        storage=storage, sync=sync, hours=hours, staff=staff,
+                        source=Path(path) if path != "<config>" else None, version=version)
+
+
+def load_config(path: str | Path) -> DeviceConfig:
+    """Read and validate a device config file."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(p), "(file)", "does not exist") from None
+    except OSError as e:
+        raise ConfigError(str(p), "(file)", f"cannot be read: {e.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(str(p), "(file)", "is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(str(p), "(syntax)", str(e)) from None
+    return parse_config(data, str(p), p.resolve().parent)

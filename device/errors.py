@@ -1,0 +1,23 @@
+"""One error base for the device core; each error also inherits the builtin it resembles."""
+
+
+class DeviceError(Exception):
+    """Base of every error the device core raises on purpose."""
+
+
+class InvalidRating(DeviceError, ValueError):
+    """A tap that does not fit the scale (out of range, unknown scale, bad reason). Nothing was stored."""
+
+
+class ConfigError(DeviceError, ValueError):
+    """A device config file that cannot be used; names the file and the key."""
+
+    def __init__(self, path: str, key: str, problem: str) -> None:
+        self.path = path
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{path}: {key}: {problem}")
+
+
+class StoreError(DeviceError, OSError):
+    """The local store cannot record (disk full, corrupt file, read-only medium)."""

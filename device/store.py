@@ -1,0 +1,300 @@
+"""The device's local SQLite store: ratings and the outbox they wait in until central has them.
+
+The outbox is the truth (paho keeps its session in memory only). A rating moves
+``queued → sent`` (the broker's PUBACK) ``→ delivered`` (central's receipt that it stored it), or
+``→ rejected`` (central refused it, with the reason). ``sent`` rows go back to ``queued`` when no
+receipt comes in time, and all of them when the sync agent restarts. Only receipts count.
+
+Taps are written with ``synchronous=FULL`` so a tap the visitor saw acknowledged survives a power
+cut; the queued rows are found through a partial index, never a scan of delivered rows.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import sqlite_utils
+
+from device.clock import parse_utc, utc_iso
+from device.errors import StoreError
+from device.model import Rating
+
+QUEUED, SENT, DELIVERED, REJECTED = 0, 1, 2, 3
+STATE_NAMES = {QUEUED: "queued", SENT: "sent", DELIVERED: "delivered", REJECTED: "rejected"}
+
+_COLUMNS = ("id, seq, ts, scale, value, location, sentiment, boot_id, mono, reason, comment, contact, "
+            "flags, rev")
+
+
+def _m001_ratings(db: sqlite_utils.Database) -> None:
+    db.execute("""
+        CREATE TABLE ratings (
+            id TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL UNIQUE,
+            ts TEXT NOT NULL,
+            scale TEXT NOT NULL,
+            value INTEGER NOT NULL,
+            location TEXT NOT NULL,
+            sentiment TEXT NOT NULL,
+            boot_id TEXT NOT NULL,
+            mono REAL NOT NULL,
+            reason TEXT,
+            comment TEXT,
+            contact TEXT,
+            flags TEXT,
+            rev INTEGER NOT NULL DEFAULT 0,
+            priority INTEGER NOT NULL DEFAULT 0,
+            state INTEGER NOT NULL DEFAULT 0,
+            sent_at TEXT,
+            delivered_at TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            rejected_reason TEXT
+        )""")
+    db.execute("CREATE INDEX ratings_outbox ON ratings(priority DESC, seq) WHERE state = 0")
+    db.execute("CREATE INDEX ratings_sent ON ratings(seq) WHERE state = 1")
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta (key, value) VALUES ('seq', '0')")
+
+
+def _m002_delivered_index(db: sqlite_utils.Database) -> None:
+    # Pruning walks delivered rows by age; keep that off the tap path's indexes.
+    db.execute("CREATE INDEX ratings_delivered ON ratings(delivered_at) WHERE state >= 2")
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+    ("001_ratings", _m001_ratings),
+    ("002_delivered_index", _m002_delivered_index),
+]
+
+
+@dataclass(frozen=True)
+class Backlog:
+    queued: int
+    sent: int
+    oldest_unsent_ts: str | None
+
+    @property
+    def undelivered(self) -> int:
+        return self.queued + self.sent
+
+
+class DeviceStore:
+    """One file, one connection, one lock: the single writer for this process.
+
+    Other processes (the kiosk and the sync agent) open their own ``DeviceStore`` on the same file;
+    WAL lets readers go on while one writes, and ``busy_timeout`` serialises the writers.
+    """
+
+    def __init__(self, path: str | Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL",
+                 busy_timeout_ms: int = 5000) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
+                                   timeout=busy_timeout_ms / 1000)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            self.db = sqlite_utils.Database(conn)
+            self._conn = conn
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot open device store {self.path}: {e}") from e
+        except OSError as e:
+            raise StoreError(f"cannot open device store {self.path}: {e.strerror}") from e
+
+    # --- plumbing -----------------------------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` takes the write lock up front, so two writers never deadlock mid-way."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                raise StoreError(f"device store {self.path} is busy or unwritable: {e}") from e
+            try:
+                yield self._conn
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    self._conn.execute("COMMIT")
+                except sqlite3.Error as e:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise StoreError(f"device store {self.path} could not commit: {e}") from e
+
+    def _migrate(self) -> None:
+        with self._lock:
+            self._conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+            done = {r[0] for r in self._conn.execute("SELECT name FROM _migrations")}
+            for name, step in MIGRATIONS:
+                if name in done:
+                    continue
+                with self._write():
+                    if self._conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                        continue  # another process applied it while we waited for the lock
+                    step(self.db)
+                    self._conn.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (name,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def integrity_check(self) -> str:
+        with self._lock:
+            return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    # --- the tap path -------------------------------------------------------------------------
+    def add(self, make: Callable[[int], Rating]) -> Rating:
+        """Allocate the next ``seq``, build the rating with it and store it, in one durable transaction."""
+        try:
+            with self._write() as c:
+                seq = int(c.execute("UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value")
+                          .fetchone()[0])
+                rating = make(seq)
+                c.execute(
+                    f"INSERT INTO ratings ({_COLUMNS}, priority) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (rating.id, rating.seq, utc_iso(rating.ts), rating.scale, rating.value, rating.location,
+                     rating.sentiment, rating.boot_id, rating.mono, rating.reason, rating.comment,
+                     rating.contact, json.dumps(list(rating.flags)) if rating.flags else None, rating.rev,
+                     1 if rating.sentiment == "negative" else 0))
+            return rating
+        except sqlite3.Error as e:
+            raise StoreError(f"could not record the tap in {self.path}: {e}") from e
+
+    def amend(self, rating_id: str, **fields: str | None) -> Rating:
+        """Add the follow-up (reason, comment, contact) to a stored rating; it is queued again with a new rev."""
+        allowed = {"reason", "comment", "contact"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"cannot amend {', '.join(sorted(bad))}; only {', '.join(sorted(allowed))}")
+        if not fields:
+            return self.get(rating_id)
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        try:
+            with self._write() as c:
+                cur = c.execute(f"UPDATE ratings SET {sets}, rev = rev + 1, state = 0 WHERE id = ? "
+                                "AND state != 3", (*fields.values(), rating_id))
+                if cur.rowcount == 0:
+                    raise StoreError(f"no rating {rating_id} to amend")
+        except sqlite3.Error as e:
+            raise StoreError(f"could not amend rating {rating_id}: {e}") from e
+        return self.get(rating_id)
+
+    # --- reading ------------------------------------------------------------------------------
+    def get(self, rating_id: str) -> Rating:
+        with self._lock:
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM ratings WHERE id = ?", (rating_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no rating {rating_id}")
+        return _rating(row)
+
+    def state_of(self, rating_id: str) -> str:
+        with self._lock:
+            row = self._conn.execute("SELECT state FROM ratings WHERE id = ?", (rating_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no rating {rating_id}")
+        return STATE_NAMES[row[0]]
+
+    def all_ratings(self) -> list[dict[str, object]]:
+        """Every row as a dict, oldest first (for tests, staff status and exports)."""
+        with self._lock:
+            return list(self.db.query("SELECT * FROM ratings ORDER BY seq"))
+
+    def last_rating(self) -> Rating | None:
+        with self._lock:
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM ratings ORDER BY seq DESC LIMIT 1").fetchone()
+        return _rating(row) if row else None
+
+    def backlog(self) -> Backlog:
+        with self._lock:
+            q = self._conn.execute("SELECT count(*) FROM ratings WHERE state = 0").fetchone()[0]
+            s = self._conn.execute("SELECT count(*) FROM ratings WHERE state = 1").fetchone()[0]
+            oldest = self._conn.execute(
+                "SELECT min(ts) FROM (SELECT (SELECT ts FROM ratings WHERE state = 0 ORDER BY seq LIMIT 1) AS ts "
+                "UNION ALL SELECT (SELECT ts FROM ratings WHERE state = 1 ORDER BY seq LIMIT 1))").fetchone()[0]
+        return Backlog(queued=q, sent=s, oldest_unsent_ts=oldest)
+
+    # --- the outbox, for the sync agent -------------------------------------------------------
+    def next_batch(self, limit: int, exclude: Iterable[str] = ()) -> list[Rating]:
+        """The oldest queued ratings, negatives first, leaving out ``exclude`` (those already in flight)."""
+        skip = set(exclude)
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM ratings WHERE state = 0 ORDER BY priority DESC, seq LIMIT ?",
+                (limit + len(skip),)).fetchall()
+        out = [_rating(r) for r in rows if r[0] not in skip]
+        return out[:limit]
+
+    def has_queued_negative(self) -> bool:
+        with self._lock:
+            return self._conn.execute(
+                "SELECT 1 FROM ratings WHERE state = 0 AND priority = 1 LIMIT 1").fetchone() is not None
+
+    def mark_sent(self, revisions: Sequence[tuple[str, int]], at: datetime) -> int:
+        """The broker acknowledged these (id, rev): wait for central's receipt now."""
+        return self._update_many(
+            "UPDATE ratings SET state = 1, sent_at = ?, attempts = attempts + 1 "
+            "WHERE id = ? AND rev = ? AND state = 0",
+            [(utc_iso(at), i, r) for i, r in revisions])
+
+    def mark_delivered(self, revisions: Sequence[tuple[str, int]], at: datetime) -> int:
+        """Central has stored these (id, rev); a receipt for an older rev leaves an amended rating queued."""
+        return self._update_many(
+            "UPDATE ratings SET state = 2, delivered_at = ? WHERE id = ? AND rev = ? AND state IN (0, 1)",
+            [(utc_iso(at), i, r) for i, r in revisions])
+
+    def mark_rejected(self, reasons: Sequence[tuple[str, str]], at: datetime) -> int:
+        """Central refused these for good; keep them, with the reason, but stop sending them."""
+        return self._update_many(
+            "UPDATE ratings SET state = 3, delivered_at = ?, rejected_reason = ? WHERE id = ? AND state IN (0, 1)",
+            [(utc_iso(at), why, i) for i, why in reasons])
+
+    def requeue(self, ids: Iterable[str] | None = None) -> int:
+        """Send again: the given ``sent`` ratings (no receipt in time), or all of them (agent start)."""
+        if ids is None:
+            with self._write() as c:
+                return c.execute("UPDATE ratings SET state = 0 WHERE state = 1").rowcount
+        return self._update_many("UPDATE ratings SET state = 0 WHERE id = ? AND state = 1", [(i,) for i in ids])
+
+    def prune(self, before: datetime, limit: int = 10_000) -> int:
+        """Delete delivered/rejected ratings older than ``before``; never a queued or sent one."""
+        with self._write() as c:
+            return c.execute(
+                "DELETE FROM ratings WHERE rowid IN (SELECT rowid FROM ratings WHERE state >= 2 "
+                "AND delivered_at < ? LIMIT ?)", (utc_iso(before), limit)).rowcount
+
+    def _update_many(self, sql: str, params: list[tuple[object, ...]]) -> int:
+        if not params:
+            return 0
+        try:
+            with self._write() as c:
+                changed = 0
+                for p in params:
+                    changed += c.execute(sql, p).rowcount
+                return changed
+        except sqlite3.Error as e:
+            raise StoreError(f"could not update the outbox in {self.path}: {e}") from e
+
+
+def _rating(row: Sequence[object]) -> Rating:
+    (rid, seq, ts, scale, value, location, sentiment, boot_id, mono, reason, comment, contact,
+     flags, rev) = row
+    return Rating(
+        id=str(rid), seq=int(seq), ts=parse_utc(str(ts)), scale=str(scale), value=int(value),  # type: ignore[call-overload]
+        location=str(location), sentiment=sentiment,  # type: ignore[arg-type]
+        boot_id=str(boot_id), mono=float(mono),  # type: ignore[arg-type]
+        reason=reason, comment=comment, contact=contact,  # type: ignore[arg-type]
+        flags=tuple(json.loads(flags)) if flags else (), rev=int(rev))  # type: ignore[arg-type,call-overload]

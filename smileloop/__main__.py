@@ -1,0 +1,5 @@
+import sys
+
+from smileloop.cli import main
+
+sys.exit(main())

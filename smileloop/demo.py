@@ -1,0 +1,123 @@
+"""``smileloop demo``: the whole loop on this machine with nothing configured.
+
+A private Mosquitto on a free loopback port, central with a SQLite file, one simulated kiosk
+tapping a realistic mix, and its sync agent. Each alert is printed as it fires, with the time
+from tap to alert. Ctrl-C (or ``--duration``) stops all of it cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import statistics
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from central.service import CentralService
+from central.store import CentralStore
+from device.cli import MIX
+from device.clock import parse_utc
+from device.config import parse_config
+from device.recorder import Recorder
+from device.store import DeviceStore
+from smileloop.mosquitto import Mosquitto, mosquitto_binary
+from smileloop.mqtt import BrokerSettings
+from sync_agent.agent import SyncAgent
+
+FACES = {1: "😠", 2: "🙁", 3: "🙂", 4: "😄"}
+
+
+@click.command()
+@click.option("--duration", type=click.FloatRange(min=1), help="Stop after this many seconds (default: Ctrl-C).")
+@click.option("--rate", type=click.FloatRange(min=0.1, max=200), default=2.0, show_default=True,
+              help="Visitor taps per second.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep the databases here (default: a temporary folder).")
+@click.option("--seed", type=int, help="Random seed for the visitor mix.")
+def demo(duration: float | None, rate: float, workdir: Path | None, seed: int | None) -> None:
+    """Run the whole loop on this machine: broker, central, a kiosk and its sync agent.
+
+    \b
+    Example:
+        smileloop demo --duration 30
+    """
+    if mosquitto_binary() is None:
+        raise click.ClickException("the demo needs mosquitto: apt-get install mosquitto (make demo does it)")
+    work = workdir or Path(tempfile.mkdtemp(prefix="smileloop-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("smileloop.alerts").setLevel(logging.ERROR)  # alerts are printed below instead
+    stop = threading.Event()
+    with Mosquitto(work / "broker") as broker:
+        click.echo(f"broker   mosquitto at {broker.url} (private, loopback only)")
+        central_store = CentralStore(work / "central.db")
+        service = CentralService(central_store, BrokerSettings.from_url(broker.url))
+        latencies: list[float] = []
+        service.on_alert.append(lambda alert: _print_alert(alert, latencies))
+        service.start()
+        if not service.wait_ready(10):
+            raise click.ClickException("central did not connect to the demo broker")
+        click.echo(f"central  storing in {work / 'central.db'}")
+
+        config = parse_config({
+            "device": {"id": "kiosk-demo-1", "site": "store-042", "location": "exit-north"},
+            "broker": {"url": broker.url},
+            "survey": {"scale": "smiley4", "response_interval": 0},  # each simulated tap is a new visitor
+            "sync": {"batch_delay": 0.5, "ack_timeout": 5},
+        }, base=work)
+        store = DeviceStore(config.storage.path)
+        recorder = Recorder(store, config)
+        agent = SyncAgent(config, DeviceStore(config.storage.path, synchronous="NORMAL"))
+        recorder.on_record(agent.wake)
+        agent_thread = threading.Thread(target=agent.run, args=(stop,), name="sync", daemon=True)
+        agent_thread.start()
+        click.echo(f"kiosk    {config.device_id} at {config.site}/{config.location}, {rate:g} taps/s "
+                   f"({'for %gs' % duration if duration else 'Ctrl-C to stop'})\n")
+
+        rng = random.Random(seed)
+        values, probs = list(MIX["smiley4"]), list(MIX["smiley4"].values())
+        taps = 0
+        started = time.monotonic()
+        try:
+            while not stop.is_set():
+                if duration is not None and time.monotonic() - started >= duration:
+                    break
+                value = rng.choices(values, probs)[0]
+                reason = rng.choice(config.survey.reasons_negative) if value <= 2 and rng.random() < 0.6 else None
+                rating = recorder.record(value, reason=reason)
+                taps += 1
+                click.echo(f"  tap #{rating.seq:<4} {FACES[value]}  {value}"
+                           f"{'  (' + reason + ')' if reason else ''}"
+                           f"{'  [repeat press: no alert]' if rating.flags else ''}")
+                stop.wait(rng.expovariate(rate))
+        except KeyboardInterrupt:
+            click.echo("\nstopping…")
+        # let the last taps arrive before stopping, but never wait long
+        deadline = time.monotonic() + 5
+        while store.backlog().undelivered and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        agent_thread.join(10)
+        service.stop()
+        stored = central_store.count("ratings")
+        alerts = central_store.count("alerts")
+        click.echo(f"\n{taps} taps recorded, {stored} stored centrally, {alerts} alerts")
+        if latencies:
+            click.echo(f"tap → alert: median {statistics.median(latencies) * 1000:.0f} ms, "
+                       f"max {max(latencies) * 1000:.0f} ms")
+        click.echo(f"databases kept in {work}")
+
+
+def _print_alert(alert: dict[str, Any], latencies: list[float]) -> None:
+    detail = alert.get("detail") or {}
+    tapped = parse_utc(detail["rating_ts"]) if detail.get("rating_ts") else None
+    latency = (datetime.now(UTC) - tapped).total_seconds() if tapped else float("nan")
+    latencies.append(latency)
+    click.secho(f"  ALERT  {alert['title']}: rated {detail.get('value')}"
+                f"{', ' + detail['reason'] if detail.get('reason') else ''} — {latency * 1000:.0f} ms after the tap",
+                fg="red", bold=True)

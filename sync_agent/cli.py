@@ -1,0 +1,42 @@
+"""``smileloop sync``: run the sync agent for one device."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+from device.cli import config_option
+from device.config import load_config
+from sync_agent.agent import SyncAgent
+
+
+@click.command()
+@config_option
+@click.option("--once", is_flag=True, help="Deliver the whole backlog, then exit 0 once central has receipted it.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+              help="With --once: give up (exit 1) after this many seconds.")
+def sync(config_path: Path, once: bool, timeout: float) -> None:
+    """Deliver this device's ratings to central over MQTT.
+
+    Without --once it runs until stopped (SIGTERM or Ctrl-C), reconnecting on its own.
+
+    \b
+    Examples:
+        smileloop sync --config device.toml
+        smileloop sync --config device.toml --once --timeout 30
+    """
+    config = load_config(config_path)
+    agent = SyncAgent(config)
+    if once:
+        status = agent.drain(timeout)
+        click.echo(f"delivered: {status.delivered} receipted, {status.rejected} rejected by central; backlog 0")
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        agent.run(stop)
+    except KeyboardInterrupt:
+        pass

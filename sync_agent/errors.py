@@ -1,0 +1,13 @@
+"""One error base for the sync agent."""
+
+
+class SyncError(Exception):
+    """Base of errors the sync agent raises on purpose."""
+
+
+class BrokerUnreachable(SyncError, ConnectionError):
+    """The broker could not be reached (or refused us) within the time allowed."""
+
+
+class DeliveryTimeout(SyncError, TimeoutError):
+    """Connected, but the backlog was not all receipted within the time allowed."""
