@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from pathlib import Path
@@ -47,7 +48,5 @@ def central(broker_url: str, db_path: Path, username: str | None, password_file:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     click.echo(f"central: {settings.redacted()} → {db_path}", err=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         service.run(stop)
-    except KeyboardInterrupt:
-        pass

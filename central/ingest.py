@@ -15,8 +15,8 @@ from typing import Any
 
 from central.errors import InvalidMessage
 from device.clock import parse_utc
-from device.scales import SCALES, get_scale
 from device.errors import InvalidRating
+from device.scales import SCALES, get_scale
 
 MAX_MESSAGE_BYTES = 1_000_000
 

@@ -85,7 +85,7 @@ class CentralService:
 
     def _on_message(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         try:
-            self.handle(msg.topic, msg.payload)
+            self.handle(msg.topic, bytes(msg.payload))
         except Exception:
             # Not stored: no receipt and no acknowledgement, so it comes again (broker or device).
             log.exception("could not store message on %s; it will be delivered again", msg.topic)

@@ -69,9 +69,18 @@ def _m002_delivered_index(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX ratings_delivered ON ratings(delivered_at) WHERE state >= 2")
 
 
+def _m003_outcomes_and_agent(db: sqlite_utils.Database) -> None:
+    # "You said, we did" items arrive over MQTT through the sync agent; the kiosk only reads them here.
+    db.execute("CREATE TABLE outcomes (id TEXT PRIMARY KEY, body TEXT NOT NULL, resolved_at TEXT, "
+               "received_at TEXT NOT NULL)")
+    # The sync agent (another process) leaves its status here for staff mode.
+    db.execute("CREATE TABLE agent_status (key TEXT PRIMARY KEY, body TEXT NOT NULL, updated_at TEXT NOT NULL)")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_ratings", _m001_ratings),
     ("002_delivered_index", _m002_delivered_index),
+    ("003_outcomes_and_agent", _m003_outcomes_and_agent),
 ]
 
 
@@ -275,6 +284,33 @@ class DeviceStore:
             return c.execute(
                 "DELETE FROM ratings WHERE rowid IN (SELECT rowid FROM ratings WHERE state >= 2 "
                 "AND delivered_at < ? LIMIT ?)", (utc_iso(before), limit)).rowcount
+
+    # --- what comes back from central, for the kiosk ------------------------------------------
+    def replace_outcomes(self, items: Sequence[dict[str, object]], at: datetime) -> None:
+        """Replace the "you said, we did" items with the latest retained set from central."""
+        with self._write() as c:
+            c.execute("DELETE FROM outcomes")
+            for item in items:
+                c.execute("INSERT OR REPLACE INTO outcomes (id, body, resolved_at, received_at) VALUES (?,?,?,?)",
+                          (str(item["id"]), json.dumps(item), item.get("resolved_at"), utc_iso(at)))
+
+    def outcomes(self) -> list[dict[str, object]]:
+        with self._lock:
+            rows = self._conn.execute("SELECT body FROM outcomes ORDER BY resolved_at DESC").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def save_agent_status(self, status: dict[str, object], at: datetime) -> None:
+        with self._write() as c:
+            c.execute("INSERT OR REPLACE INTO agent_status (key, body, updated_at) VALUES ('sync', ?, ?)",
+                      (json.dumps(status), utc_iso(at)))
+
+    def agent_status(self) -> dict[str, object] | None:
+        """The sync agent's last saved status plus ``updated_at``, or None if it never ran."""
+        with self._lock:
+            row = self._conn.execute("SELECT body, updated_at FROM agent_status WHERE key = 'sync'").fetchone()
+        if row is None:
+            return None
+        return {**json.loads(row[0]), "updated_at": row[1]}
 
     def _update_many(self, sql: str, params: list[tuple[object, ...]]) -> int:
         if not params:

@@ -77,7 +77,7 @@ def demo(duration: float | None, rate: float, workdir: Path | None, seed: int | 
         agent_thread = threading.Thread(target=agent.run, args=(stop,), name="sync", daemon=True)
         agent_thread.start()
         click.echo(f"kiosk    {config.device_id} at {config.site}/{config.location}, {rate:g} taps/s "
-                   f"({'for %gs' % duration if duration else 'Ctrl-C to stop'})\n")
+                   f"({f'for {duration:g}s' if duration else 'Ctrl-C to stop'})\n")
 
         rng = random.Random(seed)
         values, probs = list(MIX["smiley4"]), list(MIX["smiley4"].values())

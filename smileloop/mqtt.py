@@ -27,7 +27,7 @@ class BrokerSettings:
     host: str
     port: int
     tls: bool = False
-    protocol: int = mqtt.MQTTv5
+    protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv5
     username: str | None = None
     password: str | None = None
     ca_file: Path | None = None

@@ -101,6 +101,7 @@ class SyncAgent:
         self.topic_status = topics.status(site, dev)
         self.topic_ack = topics.ack(site, dev)
         self.topic_config = topics.config(site, dev)
+        self.topic_outcomes = topics.outcomes(site, config.location)
         will = json.dumps({"v": 1, "state": "offline", "device": dev, "site": site}).encode()
         self.conn = Connection(self.settings, f"dev-{dev}", backoff=self.backoff, on_connect=self._on_connect,
                                on_message=self._on_message, on_publish=self._on_publish,
@@ -168,7 +169,7 @@ class SyncAgent:
         self.status.last_connect = utc_iso(self.clock.now())
         self.status.reconnects = self.conn.connects - 1
         self.status.last_error = None
-        client.subscribe([(self.topic_ack, 1), (self.topic_config, 1)])
+        client.subscribe([(self.topic_ack, 1), (self.topic_config, 1), (self.topic_outcomes, 1)])
         self._next_heartbeat = 0.0  # announce "online" at once
 
     def _close(self) -> None:
@@ -188,6 +189,7 @@ class SyncAgent:
         self._pump(now, flush)
         if now >= self._next_heartbeat:
             self.conn.publish(self.topic_status, self._status_payload("online"), retain=True)
+            self.store.save_agent_status(self.status.as_dict(), self.clock.now())
             self._next_heartbeat = now + self.config.sync.heartbeat
         if not self._inflight and not self._wake.is_set():
             self._wake.wait(0.05)
@@ -213,7 +215,8 @@ class SyncAgent:
                     return  # let a few more taps join this batch
             self._first_seen = None
             payload = json.dumps({"v": 1, "device": self.config.device_id, "site": self.config.site,
-                                  "ratings": [r.to_wire() for r in batch]}, separators=(",", ":"))
+                                  "sent": self._sent_stamp(), "ratings": [r.to_wire() for r in batch]},
+                                 separators=(",", ":"))
             mid = self.conn.publish(self.topic_ratings, payload, qos=1)
             if mid is None:
                 return  # not connected any more; the batch is still queued
@@ -221,6 +224,10 @@ class SyncAgent:
             self._inflight[mid] = _Inflight(revisions, negative)
             exclude.update(i for i, _ in revisions)
             self._tokens -= len(batch)
+
+    def _sent_stamp(self) -> dict[str, object]:
+        """The device clocks at publish time: central measures the wall-clock offset from it."""
+        return {"ts": utc_iso(self.clock.now()), "boot": self.clock.boot_id(), "mono": round(self.clock.monotonic(), 3)}
 
     def _refill_tokens(self, now: float) -> None:
         rate = self.config.sync.max_rate
@@ -261,9 +268,12 @@ class SyncAgent:
     # --- messages from central ----------------------------------------------------------------
     def _on_message(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == self.topic_ack:
-            self._on_receipt(msg.payload)
+            self._on_receipt(bytes(msg.payload))
         elif msg.topic == self.topic_config and self.on_config is not None:
-            self.on_config(msg.payload)
+            self.on_config(bytes(msg.payload))
+        elif msg.topic == self.topic_outcomes:
+            items = json.loads(msg.payload).get("items", []) if msg.payload else []
+            self.store.replace_outcomes(items, self.clock.now())
 
     def _on_receipt(self, payload: bytes) -> None:
         receipt = json.loads(payload)

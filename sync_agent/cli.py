@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from pathlib import Path
@@ -36,7 +37,5 @@ def sync(config_path: Path, once: bool, timeout: float) -> None:
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         agent.run(stop)
-    except KeyboardInterrupt:
-        pass

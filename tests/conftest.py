@@ -15,10 +15,10 @@ os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_FILELOG", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
-from central.service import CentralService  # noqa: E402
-from central.store import CentralStore  # noqa: E402
-from smileloop.mosquitto import Mosquitto  # noqa: E402
-from smileloop.mqtt import BrokerSettings  # noqa: E402
+from central.service import CentralService
+from central.store import CentralStore
+from smileloop.mosquitto import Mosquitto
+from smileloop.mqtt import BrokerSettings
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
