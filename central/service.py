@@ -111,7 +111,7 @@ class CentralService:
             log.warning("rejected rating %s from %s/%s: %s", rid, site, device, why)
             self.store.reject(topic, payload, why, now, rating_id=rid)
         batch = self.store.store_ratings(site, device, result.ratings, now, rule=self.rule)
-        receipt = {"v": 1, "stored": [[r.id, r.rev] for r in result.ratings],
+        receipt = {"v": 1, "ts": utc_iso(now), "stored": [[r.id, r.rev] for r in result.ratings],
                    "rejected": [[rid, why] for rid, why in result.rejected if rid]}
         self.conn.publish(topics.ack(site, device), json.dumps(receipt, separators=(",", ":")), qos=1)
         for alert in batch.alerts:
@@ -137,5 +137,3 @@ def alert_summary(alert: dict[str, Any]) -> str:
     return (f"{alert['title']}: {d.get('value')} on {d.get('scale')}"
             f"{', reason ' + d['reason'] if d.get('reason') else ''} (opened {alert.get('opened_at')})")
 
-
-__all__ = ["CentralService", "alert_summary", "utc_iso"]
