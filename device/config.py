@@ -7,6 +7,7 @@ copied anywhere (a folder, an SD card) and still work.
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from typing import Any
 
 from device.errors import ConfigError
 from device.scales import SCALES
+
+log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -298,4 +301,41 @@ def load_config(path: str | Path) -> DeviceConfig:
         raise ConfigError(str(p), "(file)", "is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(str(p), "(syntax)", str(e)) from None
-    return parse_config(data, str(p), p.resolve().parent)
+    config = parse_config(data, str(p), p.resolve().parent)
+    overlay = central_overlay_path(p)
+    if not overlay.exists():
+        return config
+    try:
+        merged = merge_central(data, tomllib.loads(overlay.read_text(encoding="utf-8")), str(overlay))
+        return parse_config(merged, str(p), p.resolve().parent)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ConfigError) as e:
+        # Written only after validation, so this means the staff file changed under it: the staff file wins.
+        log.warning("%s: ignored, the staff config stays in force: %s", overlay, e)
+        return config
+
+
+# Central may change these tables through a config push; never device, broker, storage or staff.
+CENTRAL_SECTIONS = ("survey", "hours", "sync")
+
+
+def central_overlay_path(path: str | Path) -> Path:
+    """``device.toml`` → ``device.central.toml``: central's pushed config lives beside the staff file, which is
+    never rewritten."""
+    p = Path(path)
+    return p.with_name(f"{p.stem}.central.toml")
+
+
+def merge_central(data: dict[str, Any], overlay: dict[str, Any], source: str = "<config push>") -> dict[str, Any]:
+    """The staff config with central's keys laid over it, key by key (keys central does not name stay)."""
+    merged = {name: dict(table) if isinstance(table, dict) else table for name, table in data.items()}
+    for name, table in overlay.items():
+        if name == "meta":
+            if not isinstance(table, dict) or set(table) - {"version"}:
+                raise ConfigError(source, "[meta]", "may only hold 'version'")
+        elif name not in CENTRAL_SECTIONS:
+            raise ConfigError(source, f"[{name}]", f"central may only set {', '.join(CENTRAL_SECTIONS)}")
+        if not isinstance(table, dict):
+            raise ConfigError(source, f"[{name}]", "must be a table")
+        base = merged.get(name)
+        merged[name] = {**(base if isinstance(base, dict) else {}), **table}
+    return merged
