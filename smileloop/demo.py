@@ -26,6 +26,7 @@ from device.clock import parse_utc
 from device.config import parse_config
 from device.recorder import Recorder
 from device.store import DeviceStore
+from smileloop.embedded_broker import EmbeddedBroker
 from smileloop.mosquitto import Mosquitto, mosquitto_binary
 from smileloop.mqtt import BrokerSettings
 from sync_agent.agent import SyncAgent
@@ -40,21 +41,24 @@ FACES = {1: "😠", 2: "🙁", 3: "🙂", 4: "😄"}
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the databases here (default: a temporary folder).")
 @click.option("--seed", type=int, help="Random seed for the visitor mix.")
-def demo(duration: float | None, rate: float, workdir: Path | None, seed: int | None) -> None:
+@click.option("--broker", "broker_kind", type=click.Choice(["auto", "mosquitto", "embedded"]), default="auto",
+              show_default=True, help="auto: a private Mosquitto if installed, else the embedded amqtt broker.")
+def demo(duration: float | None, rate: float, workdir: Path | None, seed: int | None, broker_kind: str) -> None:
     """Run the whole loop on this machine: broker, central, a kiosk and its sync agent.
 
     \b
     Example:
         smileloop demo --duration 30
     """
-    if mosquitto_binary() is None:
-        raise click.ClickException("the demo needs mosquitto: apt-get install mosquitto (make demo does it)")
     work = workdir or Path(tempfile.mkdtemp(prefix="smileloop-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     logging.getLogger("smileloop.alerts").setLevel(logging.ERROR)  # alerts are printed below instead
     stop = threading.Event()
-    with Mosquitto(work / "broker") as broker:
-        click.echo(f"broker   mosquitto at {broker.url} (private, loopback only)")
+    use_mosquitto = broker_kind == "mosquitto" or (broker_kind == "auto" and mosquitto_binary() is not None)
+    broker_cm: Mosquitto | EmbeddedBroker = Mosquitto(work / "broker") if use_mosquitto else EmbeddedBroker()
+    with broker_cm as broker:
+        click.echo(f"broker   {'mosquitto' if use_mosquitto else 'embedded amqtt (MQTT 3.1.1)'} at {broker.url}"
+                   " (private, loopback only)")
         central_store = CentralStore(work / "central.db")
         service = CentralService(central_store, BrokerSettings.from_url(broker.url))
         latencies: list[float] = []

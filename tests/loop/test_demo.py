@@ -1,0 +1,50 @@
+"""``smileloop demo`` as a newcomer runs it: the whole loop, alerts printed, Ctrl-C stops it cleanly."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from tests.conftest import wait_for
+
+
+@pytest.mark.parametrize("broker", ["mosquitto", "embedded"])
+def test_demo_runs_the_whole_loop_and_prints_alerts(tmp_path, broker):
+    proc = subprocess.run(
+        [sys.executable, "-m", "smileloop", "demo", "--duration", "4", "--rate", "8", "--seed", "5",
+         "--broker", broker, "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    m = re.search(r"(\d+) taps recorded, (\d+) stored centrally, (\d+) alerts", out)
+    assert m, out
+    taps, stored, alerts = map(int, m.groups())
+    assert taps > 5 and stored == taps
+    assert alerts >= 1 and out.count("ALERT") == alerts
+    assert re.search(r"ALERT .* — \d+ ms after the tap", out)
+    assert (tmp_path / "central.db").exists()
+
+
+def test_ctrl_c_stops_everything_cleanly(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "smileloop", "demo", "--rate", "5", "--workdir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any("tap #3" in line for line in lines), timeout=30, message="taps flowing")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(5)
+    assert any("stored centrally" in line for line in lines)
+    # nothing left running: the private broker went with it
+    broker_pids = subprocess.run(["pgrep", "-f", f"{tmp_path}/broker/mosquitto.conf"], capture_output=True, text=True)
+    assert broker_pids.stdout.strip() == ""
