@@ -7,11 +7,17 @@ receipt comes in time, and all of them when the sync agent restarts. Only receip
 
 Taps are written with ``synchronous=FULL`` so a tap the visitor saw acknowledged survives a power
 cut; the queued rows are found through a partial index, never a scan of delivered rows.
+
+Disk bounds: only delivered (or rejected) rows are ever deleted — after the retention period, or oldest
+first when space runs low. A queued or sent rating is never dropped: when nothing is left to prune, the
+tap fails loudly (:class:`StoreError`) instead of being lost quietly.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -85,6 +91,15 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
 
 
 @dataclass(frozen=True)
+class Space:
+    """Room left for the store: the file system's free space, or the store's own cap if that is tighter."""
+
+    free_mb: float
+    db_mb: float
+    capped: bool  # True when ``free_mb`` is the store's ``max_bytes`` cap, not the disk
+
+
+@dataclass(frozen=True)
 class Backlog:
     queued: int
     sent: int
@@ -103,8 +118,13 @@ class DeviceStore:
     """
 
     def __init__(self, path: str | Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL",
-                 busy_timeout_ms: int = 5000) -> None:
+                 busy_timeout_ms: int = 5000, max_bytes: int | None = None,
+                 reserve_bytes: int = 1_000_000) -> None:
+        """``max_bytes`` caps the database file (a small SD card's share; tests use it to fill the "disk").
+        New taps stop ``reserve_bytes`` short of full, so the outbox can still record deliveries and prune."""
         self.path = Path(path)
+        self.reserve_bytes = reserve_bytes
+        self._max_pages: int | None = None
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,6 +133,10 @@ class DeviceStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous}")
             conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            if max_bytes is not None:
+                page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+                self._max_pages = max(1, int(max_bytes) // page)
+                conn.execute(f"PRAGMA max_page_count={self._max_pages}")
             self.db = sqlite_utils.Database(conn)
             self._conn = conn
             self._migrate()
@@ -167,7 +191,31 @@ class DeviceStore:
 
     # --- the tap path -------------------------------------------------------------------------
     def add(self, make: Callable[[int], Rating]) -> Rating:
-        """Allocate the next ``seq``, build the rating with it and store it, in one durable transaction."""
+        """Allocate the next ``seq``, build the rating with it and store it, in one durable transaction.
+
+        When the disk (or the ``max_bytes`` cap) is full, delivered rows make room and the tap is tried once
+        more; if nothing can be freed the tap fails with a :class:`StoreError` saying so.
+        """
+        try:
+            return self._add(make)
+        except StoreError as e:
+            if not _is_full(e.__cause__):
+                raise
+        freed = self.prune_oldest(1000)
+        try:
+            return self._add(make)
+        except StoreError as e:
+            if not _is_full(e.__cause__):
+                raise
+            backlog = self.backlog()
+            raise StoreError(f"storage full at {self.path}: the tap was not stored; {backlog.undelivered} unsent "
+                             f"ratings are kept, {freed} delivered ones were pruned to make room") from e
+
+    def _add(self, make: Callable[[int], Rating]) -> Rating:
+        room = self._room()
+        if room < self.reserve_bytes:
+            raise StoreError(f"only {room} bytes left for {self.path}") from sqlite3.OperationalError(
+                "database or disk is full (reserve reached)")
         try:
             with self._write() as c:
                 seq = int(c.execute("UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value")
@@ -285,6 +333,42 @@ class DeviceStore:
                 "DELETE FROM ratings WHERE rowid IN (SELECT rowid FROM ratings WHERE state >= 2 "
                 "AND delivered_at < ? LIMIT ?)", (utc_iso(before), limit)).rowcount
 
+    def prune_oldest(self, limit: int) -> int:
+        """Space is short: delete up to ``limit`` delivered/rejected ratings, oldest delivery first, whatever
+        their age. Queued and sent ratings are never touched. Returns how many went."""
+        try:
+            with self._write() as c:
+                return c.execute(
+                    "DELETE FROM ratings WHERE rowid IN (SELECT rowid FROM ratings WHERE state >= 2 "
+                    "ORDER BY delivered_at LIMIT ?)", (int(limit),)).rowcount
+        except (sqlite3.Error, StoreError):
+            return 0  # a full disk can refuse even the delete's journal; the caller reports the shortage
+
+    def _room(self) -> int:
+        """Bytes a new tap may still use: statvfs and the page cap, both cheap (no file scan)."""
+        st = os.statvfs(self.path.parent)
+        disk = st.f_bavail * st.f_frsize
+        if self._max_pages is None:
+            return disk
+        with self._lock:
+            page = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
+            pages = int(self._conn.execute("PRAGMA page_count").fetchone()[0])
+            free_pages = int(self._conn.execute("PRAGMA freelist_count").fetchone()[0])
+        return min(disk, (self._max_pages - pages + free_pages) * page)
+
+    def space(self) -> Space:
+        """Free space for this store in MB (the tighter of the disk and the ``max_bytes`` cap) and its size."""
+        with self._lock:
+            page = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
+            pages = int(self._conn.execute("PRAGMA page_count").fetchone()[0])
+            free_pages = int(self._conn.execute("PRAGMA freelist_count").fetchone()[0])
+            cap = int(self._conn.execute("PRAGMA max_page_count").fetchone()[0])
+        disk_free = shutil.disk_usage(self.path.parent).free
+        cap_free = (cap - pages + free_pages) * page
+        capped = cap_free < disk_free
+        return Space(free_mb=round(min(disk_free, cap_free) / 1e6, 3), db_mb=round(pages * page / 1e6, 3),
+                     capped=capped)
+
     # --- what comes back from central, for the kiosk ------------------------------------------
     def replace_outcomes(self, items: Sequence[dict[str, object]], at: datetime) -> None:
         """Replace the "you said, we did" items with the latest retained set from central."""
@@ -323,6 +407,12 @@ class DeviceStore:
                 return changed
         except sqlite3.Error as e:
             raise StoreError(f"could not update the outbox in {self.path}: {e}") from e
+
+
+def _is_full(error: BaseException | None) -> bool:
+    """SQLITE_FULL: the disk, or the store's page cap, has no room left."""
+    return isinstance(error, sqlite3.Error) and (
+        getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(error))
 
 
 def _rating(row: Sequence[object]) -> Rating:
