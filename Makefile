@@ -7,13 +7,16 @@ STAMP := $(VENV)/.installed
 # Node for running the MicroPython firmware under the real interpreter.
 SYSTEM_PACKAGES := mosquitto mosquitto-clients libgl1 libegl1 libegl-mesa0 libgl1-mesa-dri nodejs
 PYTEST_ARGS ?=
+# The MicroPython interpreter (webassembly port, from npm) that runs the panel firmware in tests.
+FIRMWARE_TEST := hardware/firmware/host-test
+NODE_STAMP := $(FIRMWARE_TEST)/node_modules/.package-lock.json
 
 .PHONY: demo test lint typecheck check system-deps venv bench bench-full clean
 
 demo: system-deps $(STAMP)
 	$(BIN)/smileloop demo $(if $(DURATION),--duration $(DURATION))
 
-test: system-deps $(STAMP) lint
+test: system-deps $(STAMP) $(NODE_STAMP) lint
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -27,6 +30,9 @@ bench-full: system-deps $(STAMP)
 	$(BIN)/python -m bench --full
 
 venv: $(STAMP)
+
+$(NODE_STAMP): $(FIRMWARE_TEST)/package.json $(FIRMWARE_TEST)/package-lock.json
+	cd $(FIRMWARE_TEST) && npm ci --no-audit --no-fund --loglevel=error
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "smileloop needs Python 3.11 or newer; found " + sys.version.split()[0])'
@@ -43,6 +49,7 @@ system-deps:
 		exit 0; \
 	fi; \
 	for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing system packages:$$missing"; \

@@ -10,6 +10,7 @@ import logging
 import unicodedata
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
 from device.clock import Clock, SystemClock
 from device.config import DeviceConfig
@@ -60,18 +61,24 @@ class Recorder:
         self._listeners.append(listener)
 
     def record(self, value: object, *, reason: str | None = None, comment: str | None = None,
-               contact: str | None = None) -> Rating:
-        """Store one tap; raises :class:`InvalidRating` (nothing stored) or :class:`StoreError`."""
+               contact: str | None = None, age: float = 0.0) -> Rating:
+        """Store one tap; raises :class:`InvalidRating` (nothing stored) or :class:`StoreError`.
+
+        ``age``: seconds since the tap really happened, for inputs that held it a while (a button panel
+        whose host was down); its time and monotonic reading are set back by that much.
+        """
+        if not 0 <= age < 7 * 86400:
+            raise InvalidRating(f"age {age!r} must be 0 or more seconds and under a week")
         checked = self.scale.validate(value)
         self._check_reason(reason)
         comment = _clean_text(comment, MAX_COMMENT, "comment")
         contact = _clean_text(contact, MAX_CONTACT, "contact")
-        boot, mono = self.clock.boot_id(), self.clock.monotonic()
+        boot, mono = self.clock.boot_id(), self.clock.monotonic() - age
         flags: tuple[str, ...] = ()
         if self._last is not None and self._last[0] == boot and \
                 0 <= mono - self._last[1] < self.config.survey.response_interval:
             flags = (REPEAT,)
-        now = self.clock.now()
+        now = self.clock.now() - timedelta(seconds=age)
         rating = self.store.add(lambda seq: Rating(
             id=str(uuid.uuid4()), seq=seq, ts=now, scale=self.scale.name, value=checked,
             location=self.config.location, sentiment=self.scale.sentiment(checked), boot_id=boot, mono=mono,
