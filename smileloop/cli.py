@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "sync": "sync_agent.cli:sync",
     "central": "central.cli:central",
     "demo": "smileloop.demo:demo",
+    "kiosk": "kiosk_ui.cli:kiosk",
     "panel": "hardware.cli:panel",
 }
 

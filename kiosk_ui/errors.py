@@ -1,0 +1,13 @@
+"""One error base for the kiosk; each error also inherits the builtin it resembles."""
+
+
+class KioskError(Exception):
+    """Base of every error the kiosk raises on purpose."""
+
+
+class PinError(KioskError, ValueError):
+    """A staff PIN that cannot be used (too short, not digits) or a malformed stored hash."""
+
+
+class DisplayError(KioskError, RuntimeError):
+    """The kiosk cannot open its window (no display, no GL)."""
