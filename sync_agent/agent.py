@@ -1,37 +1,49 @@
-"""Outbox → MQTT, with our own reconnect loop, and receipts back into the outbox.
+"""Outbox → MQTT, with our own reconnect loop, and receipts, config and outcomes back into the device.
 
 One thread does everything: it connects (a fresh paho client per connection, so no stale in-memory
 session survives), drives paho with ``client.loop()``, and pumps batches. paho's callbacks therefore
 run on this thread and may touch the store and our bookkeeping without locks.
 
 Delivery is end to end: a batch is ``sent`` on the broker's PUBACK, and ``delivered`` only when
-central's receipt names it. A rating with no receipt after ``ack_timeout`` is queued again.
+central's receipt names it. A rating with no receipt in time is queued again; the time allowed grows
+with the number of ratings already waiting for receipts, so a long backlog is not sent twice over.
+The backlog drains at ``sync.max_rate`` at most, in batches cut to the broker's limits (docs/RELIABILITY.md).
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import random
-import shutil
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from device.clock import Clock, SystemClock, utc_iso
+from device.clock import Clock, SystemClock, parse_utc, utc_iso
 from device.config import DeviceConfig
+from device.errors import StoreError
+from device.model import Rating
 from device.store import DeviceStore
 from smileloop import __version__, topics
 from smileloop.connection import Connection
 from smileloop.mqtt import Backoff, BrokerSettings, is_failure, reason_text
-from sync_agent.errors import BrokerUnreachable, DeliveryTimeout
+from sync_agent.clock_offset import ClockOffset
+from sync_agent.config_push import PushResult, apply_push
+from sync_agent.errors import BrokerUnreachable, ConfigRejected, DeliveryTimeout
+from sync_agent.limits import AdaptiveBatch, BrokerLimits
 
 log = logging.getLogger("smileloop.sync")
+
+# v5 PUBACK reasons that mean "too much, slow down" rather than "never".
+_SLOW_DOWN = {0x89, 0x97}  # 137 Server busy, 151 Quota exceeded
+HOUSEKEEPING_EVERY = 60.0  # seconds between retention pruning and disk checks
+CLOCK_STEP = 2.0  # seconds of wall-vs-monotonic disagreement that count as the wall clock being stepped
 
 
 @dataclass
@@ -49,6 +61,16 @@ class SyncStatus:
     refused_publishes: int = 0
     reconnects: int = 0
     config_version: int = 0
+    config: dict[str, Any] | None = None  # the last push: version, applied/unchanged/rejected, reason
+    clock_offset: float | None = None  # seconds to add to this device's wall clock to get central's
+    clock_offset_error: float | None = None
+    disk_free_mb: float | None = None
+    db_mb: float | None = None
+    disk_low: bool = False
+    pruned: int = 0
+    batch_size: int = 0
+    max_packet: int | None = None
+    receive_max: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,12 +80,27 @@ class SyncStatus:
 class _Inflight:
     revisions: list[tuple[str, int]]
     negative: bool
+    published_mono: float
 
 
-@dataclass
+@dataclass(order=True)
 class _Awaiting:
     deadline: float
-    ids: list[str] = field(default_factory=list)
+    published_mono: float = field(compare=False)
+    ids: list[str] = field(default_factory=list, compare=False)
+
+
+class _AgentConnection(Connection):
+    """The shared connection, plus what the broker's CONNACK says about its limits."""
+
+    limits = BrokerLimits()
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: Any,
+                    properties: object) -> None:
+        if not is_failure(reason_code):
+            # paho cannot change its own inflight window once connected; the pump keeps under it instead.
+            self.limits = BrokerLimits.from_connack(properties)
+        super()._on_connect(client, userdata, flags, reason_code, properties)
 
 
 class SyncAgent:
@@ -84,18 +121,25 @@ class SyncAgent:
         ).with_password_file(config.broker.password_file)
         sync = config.sync
         self.backoff = Backoff(sync.reconnect_min, sync.reconnect_max, rng)
-        self.status = SyncStatus(config_version=config.version)
+        self.status = SyncStatus(config_version=config.version, batch_size=sync.batch_size)
+        self.batch = AdaptiveBatch(sync.batch_size)
+        self.offset = ClockOffset()
         self._wake = threading.Event()
         self._inflight: dict[int, _Inflight] = {}
-        self._awaiting: deque[_Awaiting] = deque()
-        self._awaiting_ids: set[str] = set()
+        self._awaiting: list[_Awaiting] = []  # a heap by deadline
+        self._awaiting_by_id: dict[str, _Awaiting] = {}
         self._first_seen: float | None = None  # when a not-yet-full batch of non-negatives was first seen
         self._hold_until = 0.0  # after a refused publish, wait before trying again
         self._next_heartbeat = 0.0
+        self._next_housekeeping = 0.0
         self._started = self.clock.monotonic()
         self._tokens = float(sync.batch_size)
         self._tokens_at = self.clock.monotonic()
-        self.on_config: Callable[[bytes], None] | None = None
+        self._rate_scale = 1.0  # cut when the broker says it is busy, restored as it takes our batches
+        self._receipt_rate: float | None = None  # ratings receipted per second, smoothed
+        self._last_receipt_mono: float | None = None
+        self._wall_mark = (self.clock.now(), self.clock.monotonic())
+        self.on_config: Callable[[DeviceConfig], None] | None = None  # called after a push is applied
         site, dev = config.site, config.device_id
         self.topic_ratings = topics.ratings(site, dev)
         self.topic_status = topics.status(site, dev)
@@ -103,9 +147,9 @@ class SyncAgent:
         self.topic_config = topics.config(site, dev)
         self.topic_outcomes = topics.outcomes(site, config.location)
         will = json.dumps({"v": 1, "state": "offline", "device": dev, "site": site}).encode()
-        self.conn = Connection(self.settings, f"dev-{dev}", backoff=self.backoff, on_connect=self._on_connect,
-                               on_message=self._on_message, on_publish=self._on_publish,
-                               will=(self.topic_status, will), name=f"sync {dev}")
+        self.conn = _AgentConnection(self.settings, f"dev-{dev}", backoff=self.backoff, on_connect=self._on_connect,
+                                     on_message=self._on_message, on_publish=self._on_publish,
+                                     will=(self.topic_status, will), name=f"sync {dev}")
 
     # --- public -------------------------------------------------------------------------------
     def wake(self, *_: object) -> None:
@@ -117,6 +161,7 @@ class SyncAgent:
         self.store.requeue()  # what was sent but never receipted by a previous run goes again
         try:
             while not stop.is_set():
+                self._housekeeping_due()
                 if not self._ensure_connected(stop):
                     continue
                 self._step(flush=False)
@@ -146,25 +191,47 @@ class SyncAgent:
                     raise DeliveryTimeout(
                         f"{backlog.undelivered} ratings not yet receipted by central after {timeout:g}s"
                         f"{'; last error: ' + self.status.last_error if self.status.last_error else ''}")
+                self._housekeeping_due()
                 if not self._ensure_connected(stop, deadline=deadline):
                     continue
                 self._step(flush=True)
         finally:
             self._close()
 
+    def receipt_timeout(self) -> float:
+        """Seconds to wait for central's receipt of a batch published now.
+
+        ``ack_timeout`` plus the time central needs for the ratings already waiting ahead of it, at the
+        receipt rate seen so far (or ``max_rate`` before any): a long backlog is not re-sent while central is
+        still working through it. At most twenty times ``ack_timeout``.
+        """
+        sync = self.config.sync
+        rate = sync.max_rate * self._rate_scale
+        if self._receipt_rate:
+            rate = min(rate, max(self._receipt_rate, 1.0))
+        extra = len(self._awaiting_by_id) / rate
+        return min(sync.ack_timeout + extra, 20 * sync.ack_timeout)
+
     # --- connection ---------------------------------------------------------------------------
     def _ensure_connected(self, stop: threading.Event, deadline: float | None = None) -> bool:
         ok = self.conn.ensure(stop, deadline)
         if not ok:
             # Whatever was in flight has no PUBACK: it is still ``queued`` in the store and goes again.
-            self._inflight.clear()
-            self.status.connected = False
+            self._lost_connection()
             self.status.last_error = self.conn.last_error
             log.info("%d ratings stay queued", self.store.backlog().undelivered)
         return ok
 
+    def _lost_connection(self) -> None:
+        if self._inflight:
+            self.batch.shrink()  # perhaps too big for this broker (3.1.1 says no limits): try smaller
+        self._inflight.clear()
+        self.status.connected = False
+
     def _on_connect(self, client: mqtt.Client) -> None:
         self._inflight.clear()
+        limits = self.conn.limits
+        self.status.max_packet, self.status.receive_max = limits.max_packet, limits.receive_max
         self.status.connected = True
         self.status.last_connect = utc_iso(self.clock.now())
         self.status.reconnects = self.conn.connects - 1
@@ -180,58 +247,87 @@ class SyncAgent:
     # --- the pump -----------------------------------------------------------------------------
     def _step(self, flush: bool) -> None:
         if not self.conn.step():
-            self._inflight.clear()
-            self.status.connected = False
+            self._lost_connection()
             self.status.last_error = self.conn.last_error
             return
         now = self.clock.monotonic()
         self._expire_receipts(now)
         self._pump(now, flush)
         if now >= self._next_heartbeat:
-            self.conn.publish(self.topic_status, self._status_payload("online"), retain=True)
-            self.store.save_agent_status(self.status.as_dict(), self.clock.now())
-            self._next_heartbeat = now + self.config.sync.heartbeat
+            self._heartbeat(now)
         if not self._inflight and not self._wake.is_set():
             self._wake.wait(0.05)
         self._wake.clear()
+
+    def _heartbeat(self, now: float) -> None:
+        self.conn.publish(self.topic_status, self._status_payload("online"), retain=True)
+        try:
+            self.store.save_agent_status(self.status.as_dict(), self.clock.now())
+        except StoreError as e:  # a full disk must not stop delivery, which is what frees it
+            log.warning("could not save the agent status: %s", e)
+        self._next_heartbeat = now + self.config.sync.heartbeat
 
     def _pump(self, now: float, flush: bool) -> None:
         sync = self.config.sync
         if now < self._hold_until:
             return
         self._refill_tokens(now)
+        limits = self.conn.limits
+        max_payload = limits.max_payload(self.topic_ratings)
         exclude = {i for f in self._inflight.values() for i, _ in f.revisions}
-        while len(self._inflight) < sync.max_inflight and self._tokens >= 1:
-            size = max(1, min(sync.batch_size, int(self._tokens)))
+        while len(self._inflight) < limits.inflight(sync.max_inflight) and self._tokens >= 1:
+            size = max(1, min(self.batch.size, int(self._tokens)))
             batch = self.store.next_batch(size, exclude=exclude)
             if not batch:
                 self._first_seen = None
                 return
             negative = any(r.sentiment == "negative" for r in batch)
-            if not (flush or negative or len(batch) >= sync.batch_size):
+            if not (flush or negative or len(batch) >= self.batch.size):
                 if self._first_seen is None:
                     self._first_seen = now
                 if now - self._first_seen < sync.batch_delay:
                     return  # let a few more taps join this batch
             self._first_seen = None
-            payload = json.dumps({"v": 1, "device": self.config.device_id, "site": self.config.site,
-                                  "sent": self._sent_stamp(), "ratings": [r.to_wire() for r in batch]},
-                                 separators=(",", ":"))
+            batch, payload = self._fit(batch, max_payload)
+            if payload is None:
+                self.status.last_error = (f"rating {batch[0].id} alone is larger than the broker's maximum packet "
+                                          f"size ({limits.max_packet} bytes); it stays queued")
+                log.error("%s", self.status.last_error)
+                self._hold_until = now + self.backoff.next_delay() + 1.0
+                return
             mid = self.conn.publish(self.topic_ratings, payload, qos=1)
             if mid is None:
                 return  # not connected any more; the batch is still queued
             revisions = [(r.id, r.rev) for r in batch]
-            self._inflight[mid] = _Inflight(revisions, negative)
+            self._inflight[mid] = _Inflight(revisions, negative, now)
             exclude.update(i for i, _ in revisions)
             self._tokens -= len(batch)
+
+    def _fit(self, batch: list[Rating], max_payload: int | None) -> tuple[list[Rating], str | None]:
+        """Encode ``batch``, cutting it until it fits the broker's maximum packet size (None: not even one)."""
+        payload = self._encode(batch)
+        while max_payload is not None and len(payload.encode()) > max_payload:
+            if len(batch) == 1:
+                return batch, None
+            keep = int(len(batch) * max_payload / len(payload.encode()) * 0.9)
+            batch = batch[:max(1, min(keep, len(batch) - 1))]
+            self.batch.shrink(to=len(batch))
+            payload = self._encode(batch)
+        return batch, payload
+
+    def _encode(self, batch: list[Rating]) -> str:
+        return json.dumps({"v": 1, "device": self.config.device_id, "site": self.config.site,
+                           "sent": self._sent_stamp(), "ratings": [r.to_wire() for r in batch]},
+                          separators=(",", ":"))
 
     def _sent_stamp(self) -> dict[str, object]:
         """The device clocks at publish time: central measures the wall-clock offset from it."""
         return {"ts": utc_iso(self.clock.now()), "boot": self.clock.boot_id(), "mono": round(self.clock.monotonic(), 3)}
 
     def _refill_tokens(self, now: float) -> None:
-        rate = self.config.sync.max_rate
-        self._tokens = min(max(rate, self.config.sync.batch_size), self._tokens + (now - self._tokens_at) * rate)
+        sync = self.config.sync
+        rate = sync.max_rate * self._rate_scale
+        self._tokens = min(max(rate, sync.batch_size), self._tokens + (now - self._tokens_at) * rate)
         self._tokens_at = now
 
     def _on_publish(self, mid: int, reason_code: Any) -> None:
@@ -243,34 +339,38 @@ class SyncAgent:
             self.status.refused_publishes += 1
             self.status.last_error = f"broker refused a batch of {len(flight.revisions)}: {reason_text(reason_code)}"
             log.error("%s; they stay queued", self.status.last_error)
+            if getattr(reason_code, "value", reason_code) in _SLOW_DOWN:
+                self._rate_scale = max(self._rate_scale / 2, 1 / 64)
             self._hold_until = self.clock.monotonic() + self.backoff.next_delay() + 1.0
             return
+        self._rate_scale = min(1.0, self._rate_scale * 1.25)
+        self.batch.grow()
+        self.status.batch_size = self.batch.size
         self.store.mark_sent(flight.revisions, self.clock.now())
-        ids = [i for i, _ in flight.revisions]
-        self._awaiting.append(_Awaiting(self.clock.monotonic() + self._receipt_timeout(), ids))
-        self._awaiting_ids.update(ids)
-
-    def _receipt_timeout(self) -> float:
-        return self.config.sync.ack_timeout
+        entry = _Awaiting(self.clock.monotonic() + self.receipt_timeout(), flight.published_mono,
+                          [i for i, _ in flight.revisions])
+        heapq.heappush(self._awaiting, entry)
+        for i in entry.ids:
+            self._awaiting_by_id[i] = entry
 
     def _expire_receipts(self, now: float) -> None:
         expired: list[str] = []
         while self._awaiting and self._awaiting[0].deadline <= now:
-            entry = self._awaiting.popleft()
-            expired.extend(i for i in entry.ids if i in self._awaiting_ids)
+            entry = heapq.heappop(self._awaiting)
+            expired.extend(i for i in entry.ids if self._awaiting_by_id.get(i) is entry)
         if expired:
-            self._awaiting_ids.difference_update(expired)
+            for i in expired:
+                del self._awaiting_by_id[i]
             again = self.store.requeue(expired)
             if again:
-                log.warning("no receipt from central for %d ratings after %.0fs; sending again", again,
-                            self._receipt_timeout())
+                log.warning("no receipt from central for %d ratings in time; sending them again", again)
 
     # --- messages from central ----------------------------------------------------------------
     def _on_message(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == self.topic_ack:
             self._on_receipt(bytes(msg.payload))
-        elif msg.topic == self.topic_config and self.on_config is not None:
-            self.on_config(bytes(msg.payload))
+        elif msg.topic == self.topic_config:
+            self._on_config(bytes(msg.payload))
         elif msg.topic == self.topic_outcomes:
             items = json.loads(msg.payload).get("items", []) if msg.payload else []
             self.store.replace_outcomes(items, self.clock.now())
@@ -278,12 +378,15 @@ class SyncAgent:
     def _on_receipt(self, payload: bytes) -> None:
         receipt = json.loads(payload)
         now = self.clock.now()
+        mono = self.clock.monotonic()
         stored = [(str(i), int(r)) for i, r in receipt.get("stored", [])]
         rejected = [(str(i), str(why)) for i, why in receipt.get("rejected", [])]
+        self._measure_offset(receipt.get("ts"), [i for i, _ in stored] or [i for i, _ in rejected], now, mono)
         n = self.store.mark_delivered(stored, now) if stored else 0
         k = self.store.mark_rejected(rejected, now) if rejected else 0
-        self._awaiting_ids.difference_update(i for i, _ in stored)
-        self._awaiting_ids.difference_update(i for i, _ in rejected)
+        for i, _ in (*stored, *rejected):
+            self._awaiting_by_id.pop(i, None)
+        self._note_receipt_rate(len(stored) + len(rejected), mono)
         self.status.delivered += n
         self.status.rejected += k
         if n or k:
@@ -291,20 +394,133 @@ class SyncAgent:
         for rid, why in rejected:
             log.error("central rejected rating %s: %s", rid, why)
 
+    def _measure_offset(self, central_ts: object, ids: list[str], now: Any, mono: float) -> None:
+        entry = next((self._awaiting_by_id[i] for i in ids if i in self._awaiting_by_id), None)
+        if entry is None or not isinstance(central_ts, str):
+            return
+        try:
+            central = parse_utc(central_ts)
+        except ValueError:
+            return
+        self._check_wall_step(now, mono)
+        self.offset.add(central, now, mono - entry.published_mono, mono)
+        best = self.offset.best
+        if best is not None:
+            self.status.clock_offset, self.status.clock_offset_error = round(best.offset, 3), round(best.error, 3)
+
+    def _check_wall_step(self, now: Any, mono: float) -> None:
+        """A wall clock stepped since the last look (NTP, a staff fix) voids the older offset samples."""
+        wall0, mono0 = self._wall_mark
+        if abs((now - wall0).total_seconds() - (mono - mono0)) > CLOCK_STEP:
+            log.info("the device's wall clock was stepped; measuring its offset afresh")
+            self.offset.reset()
+        self._wall_mark = (now, mono)
+
+    def _note_receipt_rate(self, count: int, mono: float) -> None:
+        if self._last_receipt_mono is not None and count:
+            gap = max(mono - self._last_receipt_mono, 1e-3)
+            rate = count / gap
+            self._receipt_rate = rate if self._receipt_rate is None else 0.8 * self._receipt_rate + 0.2 * rate
+        self._last_receipt_mono = mono
+
+    def _on_config(self, payload: bytes) -> None:
+        if not payload:
+            return  # the retained push was cleared: central has nothing to say; the config in force stays
+        try:
+            config, result = apply_push(self.config, payload)
+        except ConfigRejected as e:
+            result = PushResult(_version_of(payload), "rejected", str(e))
+            log.error("config push rejected, version %s stays in force: %s", self.config.version, e)
+        else:
+            if result.state == "applied":
+                self._install(config)
+                log.info("config version %d applied", config.version)
+        self.status.config = result.as_dict()
+        self.status.config_version = self.config.version
+        self._next_heartbeat = 0.0  # say so at once
+
+    def _install(self, config: DeviceConfig) -> None:
+        self.config = config
+        sync = config.sync
+        self.batch.set_ceiling(sync.batch_size)
+        self.backoff.base, self.backoff.cap = sync.reconnect_min, sync.reconnect_max
+        if self.on_config is not None:
+            try:
+                self.on_config(config)
+            except Exception:
+                log.exception("on_config listener failed")
+
+    # --- disk bounds --------------------------------------------------------------------------
+    def _housekeeping_due(self) -> None:
+        now = self.clock.monotonic()
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + HOUSEKEEPING_EVERY
+            self.housekeeping()
+
+    def housekeeping(self) -> None:
+        """Prune delivered ratings past retention, and more (oldest first) while space is short; report it.
+
+        Unsent ratings are never pruned: when only they are left, the status says the disk is low.
+        """
+        storage = self.config.storage
+        try:
+            pruned = self.store.prune(self.clock.now() - timedelta(days=storage.retention_days))
+        except StoreError as e:
+            log.warning("retention pruning failed: %s", e)
+            pruned = 0
+        space = self.store.space()
+        while space.free_mb < storage.min_free_mb:
+            freed = self.store.prune_oldest(1000)
+            if not freed:
+                break
+            pruned += freed
+            space = self.store.space()
+        self.status.pruned += pruned
+        self.status.disk_free_mb, self.status.db_mb = space.free_mb, space.db_mb
+        was_low, self.status.disk_low = self.status.disk_low, space.free_mb < storage.min_free_mb
+        if self.status.disk_low:
+            backlog = self.store.backlog().undelivered
+            self.status.last_error = (f"storage low: {space.free_mb:g} MB free (minimum {storage.min_free_mb:g}); "
+                                      f"{backlog} unsent ratings kept, nothing delivered left to prune")
+            log.error("%s", self.status.last_error)
+        if pruned:
+            log.info("pruned %d delivered ratings", pruned)
+        if self.status.disk_low != was_low:
+            self._next_heartbeat = 0.0
+
     # --- status -------------------------------------------------------------------------------
     def _refresh_status(self) -> None:
         backlog = self.store.backlog()
         self.status.backlog = backlog.undelivered
         self.status.oldest_unsent = backlog.oldest_unsent_ts
+        self.status.batch_size = self.batch.size
 
     def _status_payload(self, state: str) -> bytes:
         self._refresh_status()
-        disk = shutil.disk_usage(self.store.path.parent)
+        now = self.clock.now()
+        space = self.store.space()
+        self.status.disk_free_mb, self.status.db_mb = space.free_mb, space.db_mb
+        s = self.status
+        oldest_age = (now - parse_utc(s.oldest_unsent)).total_seconds() if s.oldest_unsent else None
         return json.dumps({
             "v": 1, "state": state, "device": self.config.device_id, "site": self.config.site,
-            "location": self.config.location, "ts": utc_iso(self.clock.now()),
-            "backlog": self.status.backlog, "oldest_unsent": self.status.oldest_unsent,
-            "disk_free_mb": round(disk.free / 1e6, 1), "version": __version__,
-            "uptime": round(self.clock.monotonic() - self._started, 1),
-            "config_version": self.status.config_version, "last_error": self.status.last_error,
+            "location": self.config.location, "ts": utc_iso(now),
+            "backlog": s.backlog, "oldest_unsent": s.oldest_unsent,
+            "oldest_unsent_age": round(oldest_age, 1) if oldest_age is not None else None,
+            "disk_free_mb": round(space.free_mb, 1), "db_mb": round(space.db_mb, 1), "disk_low": s.disk_low,
+            "version": __version__, "uptime": round(self.clock.monotonic() - self._started, 1),
+            "boot": self.clock.boot_id(), "boot_uptime": round(self.clock.monotonic(), 1),
+            "clock_offset": s.clock_offset, "clock_offset_error": s.clock_offset_error,
+            "config_version": s.config_version, "config": s.config,
+            "delivered": s.delivered, "refused_publishes": s.refused_publishes, "reconnects": s.reconnects,
+            "batch_size": s.batch_size, "last_error": s.last_error,
         }).encode()
+
+
+def _version_of(payload: bytes) -> int | None:
+    """The version a push claims, if it can be read at all (to name it in the rejection)."""
+    try:
+        version = json.loads(payload).get("version")
+    except (ValueError, AttributeError):
+        return None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None

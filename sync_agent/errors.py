@@ -11,3 +11,7 @@ class BrokerUnreachable(SyncError, ConnectionError):
 
 class DeliveryTimeout(SyncError, TimeoutError):
     """Connected, but the backlog was not all receipted within the time allowed."""
+
+
+class ConfigRejected(SyncError, ValueError):
+    """A config pushed by central that cannot be applied; the config in force stays."""
