@@ -1,4 +1,4 @@
-"""The central service: ingest ratings from every device, store them once, raise and route alerts."""
+"""The central service: ingest ratings from every device, store them once, raise, route and escalate alerts."""
 
 from central.errors import CentralError, InvalidMessage
 from central.ingest import IngestResult, parse_message

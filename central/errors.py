@@ -1,4 +1,5 @@
-"""One error base for central."""
+"""One error base for central; each error also inherits the builtin it resembles, so the root CLI maps
+user mistakes (ValueError) to exit 2 and conditions to exit 1."""
 
 
 class CentralError(Exception):
@@ -7,3 +8,23 @@ class CentralError(Exception):
 
 class InvalidMessage(CentralError, ValueError):
     """A message (or one rating in it) that breaks the protocol; stored as rejected with this reason."""
+
+
+class StoreError(CentralError, RuntimeError):
+    """The database cannot be opened or used."""
+
+
+class AlertNotFound(CentralError, LookupError):
+    """No alert has that id (or id prefix)."""
+
+
+class InvalidTransition(CentralError, ValueError):
+    """A lifecycle step that the alert's state does not allow, or one missing what it requires."""
+
+
+class OrgError(CentralError, ValueError):
+    """The org tree (sites, locations, devices, contacts) is not valid; the message names the key."""
+
+
+class RuleError(CentralError, ValueError):
+    """A rule setting that does not exist or has the wrong type; the message names the rule and key."""

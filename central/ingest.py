@@ -37,6 +37,16 @@ class IncomingRating:
     boot_id: str | None
     mono: float | None
     rev: int
+    ts_device: datetime | None = None  # the device's own ts when central repaired ``ts``; else None
+
+
+@dataclass(frozen=True)
+class SentStamp:
+    """The device's clocks at publish time (``sent``): wall time, boot id, monotonic seconds."""
+
+    ts: datetime | None
+    boot: str | None
+    mono: float | None
 
 
 @dataclass
@@ -44,6 +54,7 @@ class IngestResult:
     site: str
     device: str
     ratings: list[IncomingRating] = field(default_factory=list)
+    sent: SentStamp | None = None
     rejected: list[tuple[str | None, str]] = field(default_factory=list)  # (rating id if known, reason)
 
 
@@ -105,6 +116,22 @@ def _rating(raw: Any) -> IncomingRating:
         boot_id=_str(raw, "boot", required=False), mono=float(mono) if mono is not None else None, rev=rev)
 
 
+def _sent(raw: Any) -> SentStamp | None:
+    """The optional ``sent`` stamp; a malformed one is ignored (it only serves clock repair)."""
+    if not isinstance(raw, dict):
+        return None
+    ts: datetime | None = None
+    if isinstance(raw.get("ts"), str):
+        try:
+            ts = parse_utc(raw["ts"])
+        except ValueError:
+            ts = None
+    mono = raw.get("mono")
+    boot = raw.get("boot")
+    return SentStamp(ts=ts, boot=boot if isinstance(boot, str) else None,
+                     mono=float(mono) if isinstance(mono, int | float) and not isinstance(mono, bool) else None)
+
+
 def parse_message(topic_site: str, topic_device: str, payload: bytes) -> IngestResult:
     """Validate one ratings message; raises :class:`InvalidMessage` only if nothing in it is usable."""
     if len(payload) > MAX_MESSAGE_BYTES:
@@ -123,7 +150,7 @@ def parse_message(topic_site: str, topic_device: str, payload: bytes) -> IngestR
     ratings = msg.get("ratings")
     if not isinstance(ratings, list) or not ratings:
         raise InvalidMessage("'ratings' must be a non-empty list")
-    result = IngestResult(site=topic_site, device=topic_device)
+    result = IngestResult(site=topic_site, device=topic_device, sent=_sent(msg.get("sent")))
     for raw in ratings:
         try:
             result.ratings.append(_rating(raw))

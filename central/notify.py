@@ -1,117 +1,256 @@
-"""Alert delivery: the log, and any apprise URL (e-mail, Slack, Teams, ntfy, webhooks…).
+"""Alert delivery to people: apprise URLs (e-mail, Slack, Teams, ntfy, webhooks…) per contact.
 
-Deliveries run on their own thread so a slow mail server never delays ingest or receipts.
-The MQTT alerts topic is published by the service itself, on its own connection.
+Every delivery is a row in ``deliveries`` before anything is sent, and every attempt a row in
+``delivery_attempts``: a crash or a dead mail server loses nothing, and a failed delivery is retried with a
+growing delay until ``max_attempts``. Contacts in quiet hours get theirs when quiet ends; digest contacts get
+one message per ``digest`` minutes. The MQTT alerts topic is published by the service itself.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import queue
-import threading
+import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from central.org import Contact, Org
+from central.store import CentralStore, parse_time
+from device.clock import utc_iso
 
 log = logging.getLogger("smileloop.alerts")
 
-
-class Notifier(Protocol):
-    name: str
-
-    def send(self, alert: dict[str, Any]) -> None:
-        """Deliver one alert; raise on failure."""
+Send = Callable[[str, str, str], None]  # (apprise URL, title, body); raises on failure
 
 
-def alert_text(alert: dict[str, Any]) -> tuple[str, str]:
+class DeliveryFailed(Exception):
+    """One attempt failed; the message says why (recorded with the attempt)."""
+
+
+def apprise_send(url: str, title: str, body: str) -> None:
+    """Send through apprise; its own log lines become the failure reason."""
+    import apprise
+
+    with apprise.LogCapture(level=logging.WARNING) as captured:
+        notifier = apprise.Apprise()
+        if not notifier.add(url):
+            raise DeliveryFailed("apprise does not understand this URL")
+        ok = notifier.notify(title=title, body=body)
+    if not ok:
+        why = " ".join(str(captured.getvalue()).split())[-300:] if captured else ""
+        raise DeliveryFailed(why or "apprise reported a failed delivery")
+
+
+def check_url(url: str) -> None:
+    """Refuse a URL apprise cannot use at start, not at 3 a.m."""
+    import apprise
+
+    if not apprise.Apprise().add(url):
+        raise ValueError(f"apprise does not understand the notification URL {url!r}")
+
+
+def alert_text(alert: dict[str, Any], purpose: str = "alert") -> tuple[str, str]:
     """Title and body as a site manager reads them on a phone."""
     d = alert.get("detail") or {}
-    lines = [f"{alert.get('site')} / {alert.get('location') or '-'}"]
+    prefix = ""
+    if purpose.startswith("reopened"):
+        prefix = "Back again: "
+    elif purpose.startswith("escalation"):
+        prefix = "Not yet handled: "
+    lines = [f"{alert.get('site')} / {alert.get('location') or alert.get('device_id') or '-'}"]
     if "value" in d:
         lines.append(f"Rating: {d['value']} on {d.get('scale')}")
-    if d.get("reason"):
-        lines.append(f"Reason: {d['reason']}")
-    if d.get("comment"):
-        lines.append(f"Comment: {d['comment']}")
-    if d.get("rating_ts"):
-        lines.append(f"At: {d['rating_ts']}")
-    lines.append(f"Alert {alert['id']}")
-    return str(alert["title"]), "\n".join(lines)
+    for key, label in (("reason", "Reason"), ("comment", "Comment"), ("rating_ts", "At")):
+        if d.get(key):
+            lines.append(f"{label}: {d[key]}")
+    if d.get("top_reasons"):
+        lines.append("Top reasons today: " + ", ".join(f"{r} ({n})" for r, n in d["top_reasons"]))
+    elif d.get("reasons"):
+        lines.append("Reasons: " + ", ".join(f"{r} ({n})" for r, n in d["reasons"]))
+    if (alert.get("hits") or 1) > 1:
+        lines.append(f"Seen {alert['hits']} times")
+    short = str(alert["id"])[:8]
+    if alert.get("severity") != "kudos":
+        lines.append(f"Seen it: smileloop alerts ack {short} --by <you>")
+    else:
+        lines.append("Well done, team!")
+    return prefix + str(alert["title"]), "\n".join(lines)
 
 
-class LogNotifier:
-    name = "log"
+def _quiet_end(contact: Contact, when: datetime, tz: str) -> datetime:
+    """The first minute after ``when`` outside the contact's quiet hours."""
+    assert contact.quiet is not None
+    local = when.astimezone(ZoneInfo(tz))
+    end = local.replace(hour=contact.quiet[1].hour, minute=contact.quiet[1].minute, second=0, microsecond=0)
+    if end <= local:
+        end += timedelta(days=1)
+    return end
 
-    def send(self, alert: dict[str, Any]) -> None:
-        title, body = alert_text(alert)
+
+class Dispatcher:
+    """Queues deliveries for alerts and sends the due ones. Safe to run in several workers: a delivery is
+    claimed with a conditional update before it is sent."""
+
+    def __init__(self, store: CentralStore, org: Callable[[], Org], *, send: Send = apprise_send,
+                 extra: Sequence[Contact] = (), max_attempts: int = 6, retry_base: float = 30.0,
+                 retry_cap: float = 3600.0) -> None:
+        self.store = store
+        self.org = org
+        self.send = send
+        self.extra = tuple(extra)
+        self.max_attempts = max_attempts
+        self.retry_base = retry_base
+        self.retry_cap = retry_cap
+
+    # --- queueing -------------------------------------------------------------------------------
+    def queue(self, alert: dict[str, Any], now: datetime, *, purpose: str = "alert", level: int = 0) -> int:
+        """Rows for everyone to tell at ``level`` of the alert's chain; the number queued (0 if already)."""
+        org = self.org()
+        step = org.level(alert["site"], alert.get("location"), level)
+        contacts = list(step.contacts) if step else []
+        if level == 0:
+            contacts += self.extra
+        tz = org.hours(alert["site"]).timezone
+        queued = 0
+        for contact in contacts:
+            if alert.get("severity") == "kudos" and not contact.kudos:
+                continue
+            for url in contact.urls:
+                state, next_at = "pending", now
+                if contact.digest:
+                    state, next_at = "digest", now + timedelta(minutes=contact.digest)
+                elif contact.in_quiet(now, tz):
+                    next_at = _quiet_end(contact, now, tz)
+                queued += self._insert(alert["id"], purpose, contact.name, url, state, next_at, now)
+        if not contacts and purpose == "alert":
+            log.warning("nobody to tell about alert %s at %s (no contacts up the tree)", alert["id"], alert["site"])
+            self.store.mark_notified(alert["id"], now)  # the log line is all there is to deliver
+        title, body = alert_text(alert, purpose)
         log.warning("ALERT %s — %s", title, body.replace("\n", "; "))
+        return queued
+
+    def queue_followup(self, alert: dict[str, Any], contact: str, text: str, now: datetime) -> int:
+        """The visitor's follow-up, when they left contact details with consent and the site has a template."""
+        template = self.org().site(alert["site"]).visitor_followup
+        if not template:
+            return 0
+        url = template.replace("{contact}", quote(contact, safe="@+"))
+        return self._insert(alert["id"], "followup", "visitor", url, "pending", now, now, body=text)
+
+    def _insert(self, alert_id: str, purpose: str, contact: str, url: str, state: str, next_at: datetime,
+                now: datetime, body: str | None = None) -> int:
+        return self.store.db.execute(
+            "INSERT INTO deliveries (id, alert_id, purpose, contact, url, state, next_at, created_at, payload) "
+            "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+            (str(uuid.uuid4()), alert_id, purpose, contact, url, state, utc_iso(next_at), utc_iso(now),
+             json.dumps({"body": body}) if body else None))
+
+    # --- sending --------------------------------------------------------------------------------
+    def run_due(self, now: datetime, limit: int = 50) -> int:
+        """Send what is due (retries included) and collapse due digests; how many were sent."""
+        self._collect_digests(now)
+        sent = 0
+        due = self.store.query("SELECT * FROM deliveries WHERE state = 'pending' AND next_at <= ? "
+                               "ORDER BY next_at LIMIT ?", (utc_iso(now), limit))
+        for row in due:
+            if not self.store.db.execute("UPDATE deliveries SET state = 'sending' WHERE id = ? AND state = 'pending'",
+                                         (row["id"],)):
+                continue  # another worker has it
+            sent += self._attempt(row, now)
+        return sent
+
+    def _message(self, row: dict[str, Any]) -> tuple[str, str]:
+        if row["purpose"] == "followup":
+            return "Thank you for your feedback", json.loads(row["payload"] or "{}").get("body", "")
+        if row["purpose"] == "digest":
+            payload = json.loads(row["payload"] or "{}")
+            return payload["title"], payload["body"]
+        alert = self.store.alert(row["alert_id"])
+        return alert_text(alert, row["purpose"])
+
+    def _attempt(self, row: dict[str, Any], now: datetime) -> int:
+        attempts = row["attempts"] + 1
+        try:
+            self.send(row["url"], *self._message(row))
+        except Exception as e:
+            error = str(e) or type(e).__name__
+            final = attempts >= self.max_attempts
+            delay = min(self.retry_cap, self.retry_base * 2 ** (attempts - 1))
+            with self.store.db.transaction():
+                self._record(row["id"], now, False, error)
+                self.store.db.execute(
+                    "UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, last_error = ? WHERE id = ?",
+                    ("failed" if final else "pending", attempts, utc_iso(now + timedelta(seconds=delay)), error,
+                     row["id"]))
+            log.error("delivery %s of alert %s to %s failed (attempt %d/%d): %s", row["purpose"], row["alert_id"],
+                      row["contact"], attempts, self.max_attempts, error)
+            return 0
+        with self.store.db.transaction():
+            self._record(row["id"], now, True, None)
+            self.store.db.execute("UPDATE deliveries SET state = 'sent', attempts = ?, sent_at = ? WHERE id = ?",
+                                  (attempts, utc_iso(now), row["id"]))
+            if row["purpose"] == "alert" or row["purpose"].startswith("reopened"):
+                self.store.mark_notified(row["alert_id"], now)
+            elif row["purpose"] == "digest":
+                for alert_id in json.loads(row["payload"] or "{}").get("alerts", []):
+                    self.store.mark_notified(alert_id, now)
+        return 1
+
+    def _record(self, delivery_id: str, at: datetime, ok: bool, error: str | None) -> None:
+        self.store.db.execute("INSERT INTO delivery_attempts (delivery_id, at, ok, error) VALUES (?,?,?,?)",
+                              (delivery_id, utc_iso(at), 1 if ok else 0, error))
+
+    def _collect_digests(self, now: datetime) -> None:
+        """Digest rows of a URL whose oldest is due become one 'digest' delivery."""
+        due_urls = [r["url"] for r in self.store.query(
+            "SELECT DISTINCT url FROM deliveries WHERE state = 'digest' AND next_at <= ?", (utc_iso(now),))]
+        for url in due_urls:
+            with self.store.db.transaction():
+                rows = self.store.query("SELECT * FROM deliveries WHERE state = 'digest' AND url = ? "
+                                        "ORDER BY created_at", (url,))
+                if not rows:
+                    continue
+                digest_id = str(uuid.uuid4())
+                lines, ids = [], []
+                for r in rows:
+                    try:
+                        alert = self.store.alert(r["alert_id"])
+                    except LookupError:
+                        continue
+                    ids.append(alert["id"])
+                    lines.append(f"- {alert['opened_at'][11:16]} {alert['title']} ({alert['state']}, "
+                                 f"{str(alert['id'])[:8]})")
+                title = f"smileloop digest: {len(lines)} alert{'s' if len(lines) != 1 else ''}"
+                body = json.dumps({"title": title, "body": "\n".join(lines), "alerts": ids})
+                self.store.db.execute(
+                    "INSERT INTO deliveries (id, alert_id, purpose, contact, url, state, next_at, created_at, "
+                    "payload) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (digest_id, f"digest:{digest_id}", "digest", rows[0]["contact"], url, "pending", utc_iso(now),
+                     utc_iso(now), body))
+                self.store.db.execute("UPDATE deliveries SET state = 'digested', digest_id = ? "
+                                      "WHERE state = 'digest' AND url = ?", (digest_id, url))
 
 
-class AppriseNotifier:
-    """Any number of apprise URLs; a URL apprise does not understand is an error at start, not at 3 a.m."""
-
-    name = "apprise"
-
-    def __init__(self, urls: Sequence[str]) -> None:
-        import apprise
-
-        self._apprise = apprise.Apprise()
-        for url in urls:
-            if not self._apprise.add(url):
-                raise ValueError(f"apprise does not understand the notification URL {url!r}")
-        self.urls = list(urls)
-
-    def send(self, alert: dict[str, Any]) -> None:
-        title, body = alert_text(alert)
-        if not self._apprise.notify(title=title, body=body):
-            raise RuntimeError(f"apprise could not deliver alert {alert['id']} to every URL")
+def deliveries_of(store: CentralStore, alert_id: str) -> list[dict[str, Any]]:
+    """Each delivery of an alert (URLs shortened to their scheme and host) with its attempts."""
+    rows = store.query("SELECT id, purpose, contact, url, state, attempts, next_at, sent_at FROM deliveries "
+                       "WHERE alert_id = ? OR id IN (SELECT digest_id FROM deliveries WHERE alert_id = ?) "
+                       "ORDER BY created_at", (alert_id, alert_id))
+    for r in rows:
+        r["url"] = _redact(r.pop("url"))
+        r["tries"] = store.query("SELECT at, ok, error FROM delivery_attempts WHERE delivery_id = ? ORDER BY id",
+                                 (r.pop("id"),))
+    return rows
 
 
-class DeliveryWorker:
-    """A queue of alerts and one thread delivering each to every notifier, with a few retries."""
+def _redact(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    host = rest.split("@")[-1].split("/")[0].split("?")[0]
+    return f"{scheme}://{host}/…"
 
-    def __init__(self, notifiers: Sequence[Notifier], on_done: Callable[[dict[str, Any]], None],
-                 retries: int = 3, retry_delay: float = 1.0) -> None:
-        self.notifiers = list(notifiers)
-        self.on_done = on_done
-        self.retries = retries
-        self.retry_delay = retry_delay
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="alert-delivery", daemon=True)
-        self._stop = threading.Event()
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def submit(self, alert: dict[str, Any]) -> None:
-        self._queue.put(alert)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while True:
-            alert = self._queue.get()
-            if alert is None:
-                return
-            ok = True
-            for notifier in self.notifiers:
-                ok = self._deliver(notifier, alert) and ok
-            if ok:
-                try:
-                    self.on_done(alert)
-                except Exception:
-                    log.exception("could not record delivery of alert %s", alert["id"])
-
-    def _deliver(self, notifier: Notifier, alert: dict[str, Any]) -> bool:
-        for attempt in range(1, self.retries + 1):
-            try:
-                notifier.send(alert)
-                return True
-            except Exception as e:
-                log.error("delivery of alert %s via %s failed (attempt %d/%d): %s", alert["id"], notifier.name,
-                          attempt, self.retries, e)
-                if self._stop.wait(self.retry_delay * attempt):
-                    return False
-        return False
+def next_retry(row: dict[str, Any]) -> datetime | None:
+    return parse_time(row.get("next_at"))

@@ -1,9 +1,13 @@
-"""Central's MQTT service: ratings in, receipts and alerts out.
+"""Central's MQTT service: ratings and device status in; receipts, alerts and "you said, we did" out.
 
-Per message, in this order: validate → store (one transaction) → receipt to the device → alerts
-→ acknowledge to the broker (paho ``manual_ack``). A crash anywhere before the acknowledgement
-means the message comes again, and the rating ids make that harmless. Central keeps a persistent
-session (MQTT v5 session expiry), so the broker queues ratings while central restarts.
+Per ratings message, in this order: validate → store (one transaction, with the per-rating alerts) →
+receipt to the device → window rules and alerts → acknowledge to the broker (paho ``manual_ack``). A crash
+anywhere before the acknowledgement means the message comes again; the rating ids and the unique indexes
+make that harmless. Central keeps a persistent session, so the broker queues ratings while it restarts.
+
+A periodic tick (on the same thread as the MQTT loop, so it may publish) runs what time alone can trigger:
+device health, silence, SLA escalation, and publishing outcomes recorded by ``smileloop alerts resolve``.
+Deliveries to people run on their own thread so a slow mail server never delays ingest.
 """
 
 from __future__ import annotations
@@ -12,16 +16,21 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from central import rules
-from central.errors import InvalidMessage
+from central import rules, sla
+from central.clockfix import DEFAULT_THRESHOLD, repair
+from central.errors import CentralError, InvalidMessage
 from central.ingest import parse_message
-from central.notify import DeliveryWorker, LogNotifier, Notifier
-from central.store import AlertRule, CentralStore
+from central.notify import Dispatcher, Send, apprise_send
+from central.org import Contact, Org
+from central.rules import RuleBook
+from central.store import CentralStore, Opened
 from device.clock import Clock, SystemClock, utc_iso
 from smileloop import topics
 from smileloop.connection import Connection
@@ -31,38 +40,74 @@ log = logging.getLogger("smileloop.central")
 
 
 class CentralService:
-    def __init__(self, store: CentralStore, settings: BrokerSettings, *, notifiers: Sequence[Notifier] = (),
-                 clock: Clock | None = None, client_id: str = "smileloop-central", share_group: str | None = None,
-                 rule: AlertRule = rules.negative_rating, session_expiry: int = 7 * 86400,
-                 rng: random.Random | None = None) -> None:
+    """``CentralService(CentralStore(path), settings).start()``; ``on_alert`` listeners see every alert raised
+    (opened, reopened, grouped, escalated) as it is published on the site's alerts topic."""
+
+    def __init__(self, store: CentralStore, settings: BrokerSettings, *, clock: Clock | None = None,
+                 client_id: str = "smileloop-central", share_group: str | None = None,
+                 notify_urls: Sequence[str] = (), send: Send = apprise_send, session_expiry: int = 7 * 86400,
+                 tick_interval: float = 5.0, silence_interval: float = 60.0, delivery_interval: float = 0.25,
+                 clock_threshold: float = DEFAULT_THRESHOLD.total_seconds(), rng: random.Random | None = None) -> None:
         self.store = store
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
-        self.rule = rule
+        self.share_group = share_group
         self.subscription = topics.ALL_RATINGS if not share_group else f"$share/{share_group}/{topics.ALL_RATINGS}"
-        self.delivery = DeliveryWorker([LogNotifier(), *notifiers], on_done=self._delivered)
+        self.tick_interval = tick_interval
+        self.silence_interval = silence_interval
+        self.delivery_interval = delivery_interval
+        self.clock_threshold = clock_threshold
+        extra = (Contact(name="--notify", urls=tuple(notify_urls)),) if notify_urls else ()
+        self.dispatcher = Dispatcher(store, self.org, send=send, extra=extra)
         self.conn = Connection(settings, client_id, backoff=Backoff(0.5, 30.0, rng), on_connect=self._on_connect,
                                on_message=self._on_message, clean_start=False, session_expiry=session_expiry,
                                manual_ack=True, name="central")
         self.on_alert: list[Callable[[dict[str, Any]], None]] = []
         self.messages = 0
+        self._org: tuple[int, Org] = (-1, Org())
+        self._book: tuple[int, RuleBook] = (-1, RuleBook())
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
+        self._delivery_thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._last_silence = 0.0
+
+    # --- configuration (re-read when `smileloop org/rules` change it) ----------------------------
+    def org(self) -> Org:
+        doc, version = self.store.document("org")
+        if version != self._org[0]:
+            self._org = (version, Org.from_dict(doc))
+        return self._org[1]
+
+    def book(self) -> RuleBook:
+        doc, version = self.store.document("rules")
+        if version != self._book[0]:
+            self._book = (version, RuleBook(doc))
+        return self._book[1]
 
     # --- lifecycle ----------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
-        self.delivery.start()
-        for alert in self.store.unnotified_alerts():  # opened before a crash, never delivered
-            self.delivery.submit(alert)
+        """Serve until ``stop`` is set: the MQTT loop and the periodic tick on this thread, deliveries on another."""
+        self._delivery_thread = threading.Thread(target=self._deliver_loop, args=(stop,), name="central-delivery",
+                                                 daemon=True)
+        self._delivery_thread.start()
+        for alert in self.store.unnotified_alerts():  # opened before a crash, never queued for delivery
+            self.dispatcher.queue(alert, self.clock.now())
+        next_tick = time.monotonic()
         try:
             while not stop.is_set():
                 if not self.conn.ensure(stop):
                     continue
                 self.conn.step(timeout=0.05)
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + self.tick_interval
+                    try:
+                        self.tick()
+                    except Exception:
+                        log.exception("periodic tick failed; trying again in %.0fs", self.tick_interval)
         finally:
             self.conn.close()
-            self.delivery.stop()
+            self._delivery_thread.join(5)
 
     def start(self) -> CentralService:
         """Run on a background thread (tests, the demo); ``wait_ready`` tells when it is subscribed."""
@@ -78,14 +123,27 @@ class CentralService:
         if self._thread:
             self._thread.join(10)
 
+    def _deliver_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(self.delivery_interval):
+            try:
+                self.dispatcher.run_due(self.clock.now())
+            except Exception:
+                log.exception("alert delivery pass failed")
+
     # --- MQTT ---------------------------------------------------------------------------------
     def _on_connect(self, client: mqtt.Client) -> None:
         client.subscribe(self.subscription, qos=1)
+        # Status is retained, and brokers do not send retained messages to shared subscriptions: every worker
+        # reads every status (storing it is idempotent; alerts stay unique through the store).
+        client.subscribe(topics.ALL_STATUS, qos=1)
         self._ready.set()
 
     def _on_message(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         try:
-            self.handle(msg.topic, bytes(msg.payload))
+            if msg.topic.endswith("/status"):
+                self.handle_status(msg.topic, bytes(msg.payload))
+            else:
+                self.handle(msg.topic, bytes(msg.payload))
         except Exception:
             # Not stored: no receipt and no acknowledgement, so it comes again (broker or device).
             log.exception("could not store message on %s; it will be delivered again", msg.topic)
@@ -110,30 +168,87 @@ class CentralService:
         for rid, why in result.rejected:
             log.warning("rejected rating %s from %s/%s: %s", rid, site, device, why)
             self.store.reject(topic, payload, why, now, rating_id=rid)
-        batch = self.store.store_ratings(site, device, result.ratings, now, rule=self.rule)
+        ratings = repair(result.ratings, result.sent, now, timedelta(seconds=self.clock_threshold))
+        book = self.book()
+        batch = self.store.store_ratings(site, device, ratings, now, rule=rules.rating_rule(book))
         receipt = {"v": 1, "ts": utc_iso(now), "stored": [[r.id, r.rev] for r in result.ratings],
                    "rejected": [[rid, why] for rid, why in result.rejected if rid]}
         self.conn.publish(topics.ack(site, device), json.dumps(receipt, separators=(",", ":")), qos=1)
         for alert in batch.alerts:
-            self._raise(alert)
+            self._announce(Opened(alert.pop("_action"), alert), now)
+        if batch.new:
+            try:
+                candidates = rules.after_ingest(self.store, self.org(), book, site, device,
+                                                {r.location for r in batch.new}, now)
+                for opened in rules.raise_candidates(self.store, book, candidates, now):
+                    self._announce(opened, now)
+            except CentralError:
+                log.exception("window rules for %s/%s failed (check `smileloop rules list`)", site, device)
         return receipt
 
-    def _raise(self, alert: dict[str, Any]) -> None:
-        wire = {"v": 1, **alert}
-        self.conn.publish(topics.alerts(alert["site"]), json.dumps(wire), qos=1)
+    def handle_status(self, topic: str, payload: bytes) -> None:
+        """Keep the latest status of each device (what the offline, backlog and disk rules read)."""
+        parsed = topics.parse_device_topic(topic)
+        if parsed is None or not payload:
+            return  # an empty retained message clears the topic: nothing to keep
+        site, device, _ = parsed
+        try:
+            status = json.loads(payload)
+            if not isinstance(status, dict):
+                raise ValueError("not an object")
+        except ValueError as e:
+            self.store.reject(topic, payload, f"status is not a JSON object: {e}", self.clock.now())
+            return
+        self.store.upsert_status(site, device, status, payload.decode("utf-8", "replace"), self.clock.now())
+
+    # --- time-driven work -----------------------------------------------------------------------
+    def tick(self, now: datetime | None = None, *, silence: bool | None = None) -> list[Opened]:
+        """Device health, silence (every ``silence_interval``), SLA escalation, outcomes; what it opened."""
+        now = now or self.clock.now()
+        org, book = self.org(), self.book()
+        if silence is None:
+            silence = time.monotonic() - self._last_silence >= self.silence_interval
+        if silence:
+            self._last_silence = time.monotonic()
+            candidates = rules.periodic(self.store, org, book, now)
+        else:
+            candidates = rules.status_rules(self.store, org, book, now)
+        opened = rules.raise_candidates(self.store, book, candidates, now)
+        for o in opened:
+            self._announce(o, now)
+        for alert, waited in sla.overdue(self.store, org, book, now):
+            up = sla.escalate(self.store, alert, now, waited)
+            if up is not None:
+                self.dispatcher.queue(up, now, purpose=f"escalation-{up['level']}", level=up["level"])
+                self._publish_alert(up, "escalated")
+        self.publish_outcomes(now)
+        return opened
+
+    def publish_outcomes(self, now: datetime) -> int:
+        """Publish (retained) the latest "you said, we did" items of each location with new ones."""
+        published = 0
+        for site, location in self.store.unpublished_outcome_locations():
+            body = {"v": 1, "items": self.store.outcomes(site, location)}
+            if self.conn.publish(topics.outcomes(site, location), json.dumps(body, ensure_ascii=False), qos=1,
+                                 retain=True) is not None:
+                self.store.mark_outcomes_published(site, location, now)
+                published += 1
+        return published
+
+    def _announce(self, opened: Opened, now: datetime) -> None:
+        if opened.action in ("repeated", "duplicate"):
+            return
+        alert = opened.alert
+        if opened.notify:
+            purpose = "alert" if opened.action == "opened" else f"reopened-{alert.get('reopened', 1)}"
+            self.dispatcher.queue(alert, now, purpose=purpose)
+        self._publish_alert(alert, opened.action)
+
+    def _publish_alert(self, alert: dict[str, Any], event: str) -> None:
+        wire = {"v": 1, "event": event, **{k: v for k, v in alert.items() if not k.startswith("_")}}
+        self.conn.publish(topics.alerts(alert["site"]), json.dumps(wire, ensure_ascii=False), qos=1)
         for listener in self.on_alert:
             try:
                 listener(wire)
             except Exception:
                 log.exception("alert listener failed")
-        self.delivery.submit(alert)
-
-    def _delivered(self, alert: dict[str, Any]) -> None:
-        self.store.mark_notified(alert["id"], self.clock.now())
-
-
-def alert_summary(alert: dict[str, Any]) -> str:
-    d = alert.get("detail") or {}
-    return (f"{alert['title']}: {d.get('value')} on {d.get('scale')}"
-            f"{', reason ' + d['reason'] if d.get('reason') else ''} (opened {alert.get('opened_at')})")
-

@@ -1,82 +1,28 @@
-"""Central's store: ratings (each once), alerts, and rejected messages (docs/PROTOCOL.md, "Central tables").
+"""Central's store: ratings (each once), alerts and their audit, deliveries, device status, outcomes, and the
+org and rule documents (docs/PROTOCOL.md, "Central tables").
 
-SQLite by default, one writer (the service's loop thread). Anyone can open the file with
-sqlite-utils or Datasette. Schema changes go through the numbered migrations below.
+A SQLite file by default — anyone can open it with sqlite-utils or Datasette — or PostgreSQL by URL, with the
+same schema through the migrations in :mod:`central.schema`. Every write that belongs together is one
+transaction; uniqueness in the schema (not luck) is what makes a redelivered message harmless.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
+from central.db import Database, PostgresDatabase, open_database
+from central.errors import AlertNotFound
 from central.ingest import IncomingRating
-from device.clock import utc_iso
+from central.schema import migrate
+from device.clock import parse_utc, utc_iso
 
-
-def _m001_core(db: sqlite_utils.Database) -> None:
-    db.execute("""
-        CREATE TABLE ratings (
-            id TEXT PRIMARY KEY,
-            device_id TEXT NOT NULL,
-            site TEXT NOT NULL,
-            location TEXT NOT NULL,
-            scale TEXT NOT NULL,
-            value INTEGER NOT NULL,
-            sentiment TEXT NOT NULL,
-            ts TEXT NOT NULL,
-            received_at TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            reason TEXT,
-            comment TEXT,
-            contact TEXT,
-            flags TEXT,
-            boot_id TEXT,
-            mono REAL,
-            rev INTEGER NOT NULL DEFAULT 0
-        )""")
-    db.execute("CREATE INDEX ratings_site_ts ON ratings(site, ts)")
-    db.execute("CREATE INDEX ratings_device_seq ON ratings(device_id, seq)")
-    db.execute("""
-        CREATE TABLE alerts (
-            id TEXT PRIMARY KEY,
-            kind TEXT NOT NULL,
-            site TEXT NOT NULL,
-            location TEXT,
-            device_id TEXT,
-            rating_id TEXT,
-            state TEXT NOT NULL DEFAULT 'open',
-            opened_at TEXT NOT NULL,
-            title TEXT NOT NULL,
-            detail TEXT,
-            notified_at TEXT
-        )""")
-    # One alert per (kind, rating): a redelivered rating never opens a second alert.
-    db.execute("CREATE UNIQUE INDEX alerts_kind_rating ON alerts(kind, rating_id) WHERE rating_id IS NOT NULL")
-    db.execute("CREATE INDEX alerts_unnotified ON alerts(opened_at) WHERE notified_at IS NULL")
-    db.execute("""
-        CREATE TABLE rejected (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            received_at TEXT NOT NULL,
-            topic TEXT NOT NULL,
-            rating_id TEXT,
-            reason TEXT NOT NULL,
-            raw TEXT NOT NULL
-        )""")
-
-
-MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
-    ("001_core", _m001_core),
-]
+LIVE = ("open", "acknowledged")
 
 
 @dataclass(frozen=True)
@@ -87,125 +33,281 @@ class StoredBatch:
     alerts: list[dict[str, Any]]  # alerts opened by this batch
 
 
+@dataclass(frozen=True)
+class Opened:
+    """What ``open_alert`` did: ``opened``, ``grouped`` (under a recent one), ``reopened``, ``repeated`` (an
+    open one saw the same condition again) or ``duplicate`` (this exact alert exists: a redelivery)."""
+
+    action: str
+    alert: dict[str, Any]
+
+    @property
+    def notify(self) -> bool:
+        return self.action in ("opened", "reopened")
+
+
 AlertRule = Callable[[IncomingRating, str, str], dict[str, Any] | None]
 
 
 class CentralStore:
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA busy_timeout=10000")
-        self.db = sqlite_utils.Database(self._conn)
-        self._migrate()
+    """``CentralStore("central.db")`` or ``CentralStore("postgresql://user@host/db", schema="smileloop")``."""
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._conn.execute("COMMIT")
-
-    def _migrate(self) -> None:
-        with self._lock:
-            self._conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
-            for name, step in MIGRATIONS:
-                with self._write() as c:
-                    if c.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
-                        continue
-                    step(self.db)
-                    c.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (name,))
+    def __init__(self, target: str | Path, *, schema: str | None = None) -> None:
+        self.target = target
+        self.db: Database = open_database(target, schema=schema)
+        self.path = Path(target) if self.db.dialect == "sqlite" else None
+        migrate(self.db)
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.db.close()
+
+    def drop(self) -> None:
+        """PostgreSQL: drop this store's schema (tests). SQLite: nothing (delete the file)."""
+        if isinstance(self.db, PostgresDatabase):
+            self.db.drop_schema()
 
     # --- ingest -------------------------------------------------------------------------------
     def store_ratings(self, site: str, device: str, ratings: list[IncomingRating], received_at: datetime,
-                      rule: AlertRule | None = None) -> StoredBatch:
-        """Store each rating once (a newer rev updates the follow-up fields) and open alerts, in one transaction."""
+                      rule: AlertRule | None = None, cooldown: float = 0.0) -> StoredBatch:
+        """Store each rating once (a newer rev updates the follow-up fields) and open the per-rating alerts,
+        in one transaction."""
         new: list[IncomingRating] = []
         updated: list[IncomingRating] = []
         alerts: list[dict[str, Any]] = []
         dup = 0
         at = utc_iso(received_at)
-        with self._write() as c:
+        db = self.db
+        with db.transaction():
             ids = [r.id for r in ratings]
             known: dict[str, int] = {}
             for i in range(0, len(ids), 500):
                 chunk = ids[i:i + 500]
-                known.update(c.execute(f"SELECT id, rev FROM ratings WHERE id IN ({','.join('?' * len(chunk))})",
-                                       chunk).fetchall())
+                for row in db.query(f"SELECT id, rev FROM ratings WHERE id IN ({','.join('?' * len(chunk))})",
+                                    chunk):
+                    known[row["id"]] = row["rev"]
             for r in ratings:
                 if r.id not in known:
-                    c.execute(
+                    changed = db.execute(
                         "INSERT INTO ratings (id, device_id, site, location, scale, value, sentiment, ts, "
-                        "received_at, seq, reason, comment, contact, flags, boot_id, mono, rev) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "received_at, seq, reason, comment, contact, flags, boot_id, mono, rev, ts_device, "
+                        "ts_repaired) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                         (r.id, device, site, r.location, r.scale, r.value, r.sentiment, utc_iso(r.ts), at, r.seq,
                          r.reason, r.comment, r.contact, json.dumps(list(r.flags)) if r.flags else None,
-                         r.boot_id, r.mono, r.rev))
+                         r.boot_id, r.mono, r.rev, utc_iso(r.ts_device or r.ts), 1 if r.ts_device else 0))
                     known[r.id] = r.rev
+                    if not changed:
+                        dup += 1
+                        continue
                     new.append(r)
-                    alert = rule(r, site, device) if rule else None
-                    if alert is not None:
-                        alert = self._open_alert(c, alert, at)
-                        if alert:
-                            alerts.append(alert)
+                    candidate = rule(r, site, device) if rule else None
+                    if candidate is not None:
+                        opened = self.open_alert(candidate, received_at, cooldown=cooldown)
+                        if opened.action != "duplicate":
+                            alerts.append({**opened.alert, "_action": opened.action})
                 elif r.rev > known[r.id]:
-                    c.execute("UPDATE ratings SET reason = ?, comment = ?, contact = ?, rev = ? WHERE id = ?",
-                              (r.reason, r.comment, r.contact, r.rev, r.id))
+                    db.execute("UPDATE ratings SET reason = ?, comment = ?, contact = ?, rev = ? WHERE id = ?",
+                               (r.reason, r.comment, r.contact, r.rev, r.id))
                     known[r.id] = r.rev
                     updated.append(r)
                 else:
                     dup += 1
         return StoredBatch(new=new, updated=updated, duplicates=dup, alerts=alerts)
 
-    @staticmethod
-    def _open_alert(c: sqlite3.Connection, alert: dict[str, Any], at: str) -> dict[str, Any] | None:
-        alert = {"id": str(uuid.uuid4()), "state": "open", "opened_at": at, **alert}
-        cur = c.execute(
-            "INSERT OR IGNORE INTO alerts (id, kind, site, location, device_id, rating_id, state, opened_at, "
-            "title, detail) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (alert["id"], alert["kind"], alert["site"], alert.get("location"), alert.get("device_id"),
-             alert.get("rating_id"), alert["state"], at, alert["title"], json.dumps(alert.get("detail") or {})))
-        return alert if cur.rowcount else None
-
     def reject(self, topic: str, raw: bytes, reason: str, received_at: datetime, rating_id: str | None = None) -> None:
         text = raw.decode("utf-8", errors="replace")
-        with self._write() as c:
-            c.execute("INSERT INTO rejected (received_at, topic, rating_id, reason, raw) VALUES (?,?,?,?,?)",
-                      (utc_iso(received_at), topic, rating_id, reason, text))
+        self.db.execute("INSERT INTO rejected (received_at, topic, rating_id, reason, raw) VALUES (?,?,?,?,?)",
+                        (utc_iso(received_at), topic, rating_id, reason, text))
+
+    # --- alerts -------------------------------------------------------------------------------
+    def open_alert(self, candidate: dict[str, Any], now: datetime, *, cooldown: float = 0.0,
+                   reopen_within: float = 0.0) -> Opened:
+        """Open an alert for a rule's candidate, idempotently.
+
+        A live alert with the same ``(kind, group_key)`` only counts one more hit. A resolved one resolved less
+        than ``reopen_within`` seconds ago is reopened. Otherwise a new alert opens; if another alert of the same
+        kind opened at the same location less than ``cooldown`` seconds ago, the new one is grouped under it and
+        not notified on its own.
+        """
+        candidate = dict(candidate)
+        cooldown = float(candidate.pop("cooldown", cooldown))
+        at = utc_iso(now)
+        key = candidate.get("group_key") or candidate.get("rating_id") or f"{candidate['site']}/{candidate['kind']}"
+        db = self.db
+        with db.transaction():
+            if candidate.get("rating_id"):
+                same = db.one("SELECT * FROM alerts WHERE kind = ? AND rating_id = ?",
+                              (candidate["kind"], candidate["rating_id"]))
+                if same:
+                    return Opened("duplicate", _alert_row(same))
+            live = db.one("SELECT * FROM alerts WHERE kind = ? AND group_key = ? AND state <> 'resolved'",
+                          (candidate["kind"], key))
+            if live:
+                db.execute("UPDATE alerts SET hits = hits + 1, last_seen_at = ?, detail = ? WHERE id = ?",
+                           (at, json.dumps(candidate.get("detail") or {}), live["id"]))
+                return Opened("repeated", _alert_row(live))
+            if reopen_within > 0:
+                since = utc_iso(now - timedelta(seconds=reopen_within))
+                old = db.one("SELECT * FROM alerts WHERE kind = ? AND group_key = ? AND state = 'resolved' "
+                             "AND resolved_at >= ? ORDER BY resolved_at DESC LIMIT 1", (candidate["kind"], key, since))
+                if old:
+                    db.execute("UPDATE alerts SET state = 'open', reopened = reopened + 1, level = 0, "
+                               "escalated_at = NULL, acked_by = NULL, acked_at = NULL, last_seen_at = ?, "
+                               "hits = hits + 1, notified_at = NULL, detail = ? WHERE id = ?",
+                               (at, json.dumps(candidate.get("detail") or {}), old["id"]))
+                    self.audit(old["id"], "central", "reopened", "resolved", "open", now, {"why": "came back"})
+                    return Opened("reopened", self.alert(old["id"]))
+            parent: dict[str, Any] | None = None
+            if cooldown > 0:
+                since = utc_iso(now - timedelta(seconds=cooldown))
+                parent = db.one(
+                    "SELECT * FROM alerts WHERE kind = ? AND site = ? AND COALESCE(location, '') = ? "
+                    "AND parent_id IS NULL AND state <> 'resolved' AND opened_at >= ? ORDER BY opened_at LIMIT 1",
+                    (candidate["kind"], candidate["site"], candidate.get("location") or "", since))
+            alert = {"id": str(uuid.uuid4()), "state": "open", "opened_at": at, "location": None, "device_id": None,
+                     "rating_id": None, "severity": "alert", **candidate, "group_key": key,
+                     "parent_id": parent["id"] if parent else None}
+            alert.pop("_action", None)
+            changed = db.execute(
+                "INSERT INTO alerts (id, kind, site, location, device_id, rating_id, state, opened_at, title, detail, "
+                "group_key, severity, parent_id, last_seen_at, notified_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT DO NOTHING",
+                (alert["id"], alert["kind"], alert["site"], alert["location"], alert["device_id"], alert["rating_id"],
+                 "open", at, alert["title"], json.dumps(alert.get("detail") or {}), key, alert["severity"],
+                 alert["parent_id"], at, at if parent else None))
+            if not changed:  # another worker opened it between our read and our insert
+                return Opened("duplicate", alert)
+            if parent:
+                db.execute("UPDATE alerts SET hits = hits + 1, last_seen_at = ? WHERE id = ?", (at, parent["id"]))
+                self.audit(alert["id"], "central", "grouped", None, "open", now, {"under": parent["id"]})
+                return Opened("grouped", alert)
+            self.audit(alert["id"], "central", "opened", None, "open", now, None)
+            return Opened("opened", alert)
+
+    def audit(self, alert_id: str, actor: str, action: str, from_state: str | None, to_state: str | None,
+              at: datetime, note: dict[str, Any] | None) -> None:
+        self.db.execute("INSERT INTO alert_audit (alert_id, at, actor, action, from_state, to_state, note) "
+                        "VALUES (?,?,?,?,?,?,?)", (alert_id, utc_iso(at), actor, action, from_state, to_state,
+                                                   json.dumps(note) if note else None))
+
+    def alert(self, alert_id: str) -> dict[str, Any]:
+        """One alert by id or unique id prefix (at least 4 characters)."""
+        row = self.db.one("SELECT * FROM alerts WHERE id = ?", (alert_id,))
+        if row is None and len(alert_id) >= 4:
+            rows = self.db.query("SELECT * FROM alerts WHERE id LIKE ? LIMIT 2", (alert_id.replace("%", "") + "%",))
+            if len(rows) > 1:
+                raise AlertNotFound(f"alert id prefix {alert_id!r} is ambiguous; give more characters")
+            row = rows[0] if rows else None
+        if row is None:
+            raise AlertNotFound(f"no alert with id {alert_id!r}")
+        return _alert_row(row)
+
+    def alerts(self, *, state: str | None = None, site: str | None = None, kind: str | None = None,
+               limit: int = 100) -> list[dict[str, Any]]:
+        where, params = ["1 = 1"], []
+        if state == "live":
+            where.append("state <> 'resolved'")
+        elif state:
+            where.append("state = ?")
+            params.append(state)
+        for col, val in (("site", site), ("kind", kind)):
+            if val:
+                where.append(f"{col} = ?")
+                params.append(val)
+        sql = f"SELECT * FROM alerts WHERE {' AND '.join(where)} ORDER BY opened_at DESC, id LIMIT ?"
+        return [_alert_row(r) for r in self.db.query(sql, [*params, limit])]
+
+    def audit_trail(self, alert_id: str) -> list[dict[str, Any]]:
+        rows = self.db.query("SELECT at, actor, action, from_state, to_state, note FROM alert_audit "
+                             "WHERE alert_id = ? ORDER BY id", (alert_id,))
+        for r in rows:
+            r["note"] = json.loads(r["note"]) if r["note"] else None
+        return rows
 
     def mark_notified(self, alert_id: str, at: datetime) -> None:
-        with self._write() as c:
-            c.execute("UPDATE alerts SET notified_at = ? WHERE id = ?", (utc_iso(at), alert_id))
+        self.db.execute("UPDATE alerts SET notified_at = ? WHERE id = ? AND notified_at IS NULL",
+                        (utc_iso(at), alert_id))
+
+    def unnotified_alerts(self) -> list[dict[str, Any]]:
+        return [_alert_row(r) for r in self.db.query(
+            "SELECT * FROM alerts WHERE notified_at IS NULL ORDER BY opened_at")]
+
+    # --- device status ------------------------------------------------------------------------
+    def upsert_status(self, site: str, device: str, status: dict[str, Any], raw: str, received_at: datetime) -> None:
+        """The latest status of a device; ``since`` is when its state last changed (offline since…)."""
+        at = utc_iso(received_at)
+        state = str(status.get("state") or "unknown")
+        with self.db.transaction():
+            prev = self.db.one("SELECT state, since FROM device_status WHERE site = ? AND device_id = ?",
+                               (site, device))
+            since = prev["since"] if prev and prev["state"] == state else at
+            self.db.execute("DELETE FROM device_status WHERE site = ? AND device_id = ?", (site, device))
+            self.db.execute(
+                "INSERT INTO device_status (site, device_id, location, state, ts, received_at, since, backlog, "
+                "oldest_unsent, disk_free_mb, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (site, device, status.get("location"), state, status.get("ts"), at, since,
+                 _int_or_none(status.get("backlog")), status.get("oldest_unsent"),
+                 _float_or_none(status.get("disk_free_mb")), raw))
+
+    def statuses(self, site: str | None = None) -> list[dict[str, Any]]:
+        if site:
+            return self.db.query("SELECT * FROM device_status WHERE site = ? ORDER BY device_id", (site,))
+        return self.db.query("SELECT * FROM device_status ORDER BY site, device_id")
+
+    # --- outcomes ("you said, we did") ---------------------------------------------------------
+    def add_outcome(self, alert_id: str, site: str, location: str, text: dict[str, str], at: datetime) -> None:
+        self.db.execute("INSERT INTO outcomes (id, alert_id, site, location, text, resolved_at) VALUES (?,?,?,?,?,?) "
+                        "ON CONFLICT DO NOTHING", (str(uuid.uuid4()), alert_id, site, location,
+                                                   json.dumps(text, ensure_ascii=False), utc_iso(at)))
+
+    def unpublished_outcome_locations(self) -> list[tuple[str, str]]:
+        rows = self.db.query("SELECT DISTINCT site, location FROM outcomes WHERE published_at IS NULL")
+        return [(r["site"], r["location"]) for r in rows]
+
+    def outcomes(self, site: str, location: str, limit: int = 5) -> list[dict[str, Any]]:
+        rows = self.db.query("SELECT id, text, resolved_at FROM outcomes WHERE site = ? AND location = ? "
+                             "ORDER BY resolved_at DESC, id LIMIT ?", (site, location, limit))
+        return [{"id": r["id"], "text": json.loads(r["text"]), "resolved_at": r["resolved_at"]} for r in rows]
+
+    def mark_outcomes_published(self, site: str, location: str, at: datetime) -> None:
+        self.db.execute("UPDATE outcomes SET published_at = ? WHERE site = ? AND location = ? AND published_at IS NULL",
+                        (utc_iso(at), site, location))
+
+    # --- documents (org tree, rules) -----------------------------------------------------------
+    def document(self, name: str) -> tuple[dict[str, Any], int]:
+        row = self.db.one("SELECT body, version FROM documents WHERE name = ?", (name,))
+        return (json.loads(row["body"]), int(row["version"])) if row else ({}, 0)
+
+    def put_document(self, name: str, body: dict[str, Any], at: datetime) -> int:
+        with self.db.transaction():
+            _, version = self.document(name)
+            self.db.execute("DELETE FROM documents WHERE name = ?", (name,))
+            self.db.execute("INSERT INTO documents (name, body, version, updated_at) VALUES (?,?,?,?)",
+                            (name, json.dumps(body, ensure_ascii=False), version + 1, utc_iso(at)))
+        return version + 1
 
     # --- reading ------------------------------------------------------------------------------
-    def unnotified_alerts(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [_alert_row(r) for r in self.db.query(
-                "SELECT * FROM alerts WHERE notified_at IS NULL ORDER BY opened_at")]
-
     def count(self, table: str) -> int:
-        with self._lock:
-            return int(self._conn.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0])
+        return int(self.db.scalar(f"SELECT count(*) AS n FROM [{table}]"))
 
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self.db.query(sql, params))
+    def query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[dict[str, Any]]:
+        """Any read query with ``?`` placeholders, on either database."""
+        return self.db.query(sql, params)
 
 
 def _alert_row(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
-    out["detail"] = json.loads(row["detail"]) if row.get("detail") else {}
+    detail = row.get("detail")
+    out["detail"] = json.loads(detail) if isinstance(detail, str) and detail else (detail or {})
     return out
+
+
+def _int_or_none(v: Any) -> int | None:
+    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _float_or_none(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def parse_time(text: str | None) -> datetime | None:
+    return parse_utc(text) if text else None

@@ -1,0 +1,181 @@
+"""One small database interface over SQLite (default) and PostgreSQL (by URL), so one schema and one set of
+queries serve both.
+
+Queries are written once with ``?`` placeholders and portable SQL (``ON CONFLICT``, partial indexes,
+``RETURNING``); the PostgreSQL side rewrites the placeholders. Each connection is used by one thread at a
+time (a lock), and a transaction holds the lock, so a store can be shared by the loop and delivery threads.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from central.errors import StoreError
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def is_postgres_url(target: str | Path) -> bool:
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+class Database:
+    """The common part: a lock, nested transactions, dict rows."""
+
+    dialect = ""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    # subclasses provide these three
+    def _begin(self) -> None: ...
+    def _end(self, commit: bool) -> None: ...
+    def _run(self, sql: str, params: Sequence[Any]) -> tuple[list[dict[str, Any]], int]:
+        raise NotImplementedError
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """One atomic unit; nested calls join the outer one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self
+                finally:
+                    self._depth -= 1
+                return
+            self._begin()
+            self._depth = 1
+            try:
+                yield self
+            except BaseException:
+                self._depth = 0
+                self._end(False)
+                raise
+            self._depth = 0
+            self._end(True)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; the number of rows it changed."""
+        with self._lock:
+            return self._run(sql, params)[1]
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._run(sql, params)[0]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.one(sql, params)
+        return next(iter(row.values())) if row else None
+
+    def close(self) -> None: ...
+
+
+class SqliteDatabase(Database):
+    dialect = "sqlite"
+    serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA busy_timeout=30000")
+
+    def _begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks between workers
+
+    def _end(self, commit: bool) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT" if commit else "ROLLBACK")
+
+    def _run(self, sql: str, params: Sequence[Any]) -> tuple[list[dict[str, Any]], int]:
+        cur = self.conn.execute(sql, tuple(params))
+        rows = [dict(r) for r in cur.fetchall()] if cur.description else []
+        return rows, cur.rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+
+class PostgresDatabase(Database):
+    """psycopg 3 in autocommit mode with explicit transactions; ``schema`` isolates a deployment (or a test)."""
+
+    dialect = "postgresql"
+    serial = "BIGSERIAL PRIMARY KEY"
+
+    def __init__(self, url: str, schema: str | None = None) -> None:
+        super().__init__()
+        import psycopg
+        from psycopg.rows import dict_row
+
+        if schema is not None and not _IDENT.match(schema):
+            raise StoreError(f"PostgreSQL schema {schema!r}: use lower-case letters, digits and _")
+        self.schema = schema
+        try:
+            self.conn = psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=10)
+        except psycopg.OperationalError as e:
+            raise StoreError(f"cannot connect to PostgreSQL: {str(e).strip().splitlines()[0]}") from None
+        self._tx: Any = None
+        if schema:
+            self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            self.conn.execute(f"SET search_path TO {schema}")
+
+    def _begin(self) -> None:
+        self._tx = self.conn.transaction()
+        self._tx.__enter__()
+
+    def _end(self, commit: bool) -> None:
+        tx, self._tx = self._tx, None
+        if commit:
+            tx.__exit__(None, None, None)
+        else:
+            tx.__exit__(RuntimeError, RuntimeError("rollback"), None)
+
+    def _run(self, sql: str, params: Sequence[Any]) -> tuple[list[dict[str, Any]], int]:
+        cur = self.conn.execute(_pg_sql(sql), tuple(params))
+        rows = [dict(r) for r in cur.fetchall()] if cur.description else []
+        return rows, cur.rowcount
+
+    def drop_schema(self) -> None:
+        """Remove this store's schema and everything in it (tests)."""
+        if self.schema:
+            self.conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+
+_PG_CACHE: dict[str, str] = {}
+
+
+def _pg_sql(sql: str) -> str:
+    """``?`` placeholders → ``%s`` (a literal ``%`` doubled); SQLite's ``[name]`` quoting → ``"name"``."""
+    out = _PG_CACHE.get(sql)
+    if out is None:
+        out = re.sub(r"\[(\w+)\]", r'"\1"', sql.replace("%", "%%").replace("?", "%s"))
+        _PG_CACHE[sql] = out
+    return out
+
+
+def open_database(target: str | Path, schema: str | None = None) -> Database:
+    """A SQLite file path, or a ``postgresql://`` URL."""
+    if is_postgres_url(target):
+        return PostgresDatabase(str(target), schema=schema)
+    return SqliteDatabase(target)

@@ -1,0 +1,100 @@
+"""Central's schema as numbered migrations, the same on SQLite and PostgreSQL.
+
+Each migration runs once, in order, in one transaction, and is recorded in ``_migrations``. Never edit a
+migration that has shipped; add the next one. ``{serial}`` becomes the dialect's auto-increment key.
+"""
+
+from __future__ import annotations
+
+from central.db import Database
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    ("001_core", [
+        """CREATE TABLE ratings (
+            id TEXT PRIMARY KEY, device_id TEXT NOT NULL, site TEXT NOT NULL, location TEXT NOT NULL,
+            scale TEXT NOT NULL, value INTEGER NOT NULL, sentiment TEXT NOT NULL, ts TEXT NOT NULL,
+            received_at TEXT NOT NULL, seq INTEGER NOT NULL, reason TEXT, comment TEXT, contact TEXT, flags TEXT,
+            boot_id TEXT, mono DOUBLE PRECISION, rev INTEGER NOT NULL DEFAULT 0)""",
+        "CREATE INDEX ratings_site_ts ON ratings(site, ts)",
+        "CREATE INDEX ratings_device_seq ON ratings(device_id, seq)",
+        """CREATE TABLE alerts (
+            id TEXT PRIMARY KEY, kind TEXT NOT NULL, site TEXT NOT NULL, location TEXT, device_id TEXT,
+            rating_id TEXT, state TEXT NOT NULL DEFAULT 'open', opened_at TEXT NOT NULL, title TEXT NOT NULL,
+            detail TEXT, notified_at TEXT)""",
+        # One alert per (kind, rating): a redelivered rating never opens a second alert.
+        "CREATE UNIQUE INDEX alerts_kind_rating ON alerts(kind, rating_id) WHERE rating_id IS NOT NULL",
+        "CREATE INDEX alerts_unnotified ON alerts(opened_at) WHERE notified_at IS NULL",
+        """CREATE TABLE rejected (
+            id {serial}, received_at TEXT NOT NULL, topic TEXT NOT NULL, rating_id TEXT, reason TEXT NOT NULL,
+            raw TEXT NOT NULL)""",
+    ]),
+    ("002_closed_loop", [
+        # Clock repair: the device's own ts is kept; ts holds the repaired one when they differ.
+        "ALTER TABLE ratings ADD COLUMN ts_device TEXT",
+        "ALTER TABLE ratings ADD COLUMN ts_repaired INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX ratings_site_location_ts ON ratings(site, location, ts)",
+        "CREATE INDEX ratings_device_ts ON ratings(site, device_id, ts)",
+        # Lifecycle, grouping, escalation.
+        "ALTER TABLE alerts ADD COLUMN group_key TEXT",
+        "ALTER TABLE alerts ADD COLUMN severity TEXT NOT NULL DEFAULT 'alert'",
+        "ALTER TABLE alerts ADD COLUMN parent_id TEXT",
+        "ALTER TABLE alerts ADD COLUMN hits INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE alerts ADD COLUMN last_seen_at TEXT",
+        "ALTER TABLE alerts ADD COLUMN level INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE alerts ADD COLUMN escalated_at TEXT",
+        "ALTER TABLE alerts ADD COLUMN acked_by TEXT",
+        "ALTER TABLE alerts ADD COLUMN acked_at TEXT",
+        "ALTER TABLE alerts ADD COLUMN resolved_by TEXT",
+        "ALTER TABLE alerts ADD COLUMN resolved_at TEXT",
+        "ALTER TABLE alerts ADD COLUMN root_cause TEXT",
+        "ALTER TABLE alerts ADD COLUMN action TEXT",
+        "ALTER TABLE alerts ADD COLUMN reopened INTEGER NOT NULL DEFAULT 0",
+        # One live alert per (kind, group): two workers evaluating the same window open it once.
+        "CREATE UNIQUE INDEX alerts_live_group ON alerts(kind, group_key) WHERE state <> 'resolved'",
+        "CREATE INDEX alerts_state ON alerts(state, site)",
+        """CREATE TABLE alert_audit (
+            id {serial}, alert_id TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+            from_state TEXT, to_state TEXT, note TEXT)""",
+        "CREATE INDEX alert_audit_alert ON alert_audit(alert_id, id)",
+        # Every delivery and every attempt.
+        """CREATE TABLE deliveries (
+            id TEXT PRIMARY KEY, alert_id TEXT NOT NULL, purpose TEXT NOT NULL, contact TEXT NOT NULL,
+            url TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at TEXT NOT NULL,
+            created_at TEXT NOT NULL, sent_at TEXT, last_error TEXT, digest_id TEXT, payload TEXT)""",
+        "CREATE UNIQUE INDEX deliveries_once ON deliveries(alert_id, purpose, url)",
+        "CREATE INDEX deliveries_due ON deliveries(state, next_at)",
+        """CREATE TABLE delivery_attempts (
+            id {serial}, delivery_id TEXT NOT NULL, at TEXT NOT NULL, ok INTEGER NOT NULL, error TEXT)""",
+        # The latest retained status of each device.
+        """CREATE TABLE device_status (
+            site TEXT NOT NULL, device_id TEXT NOT NULL, location TEXT, state TEXT NOT NULL, ts TEXT,
+            received_at TEXT NOT NULL, since TEXT NOT NULL, backlog INTEGER, oldest_unsent TEXT,
+            disk_free_mb DOUBLE PRECISION, raw TEXT NOT NULL, PRIMARY KEY (site, device_id))""",
+        # "You said, we did" items, published retained per location.
+        """CREATE TABLE outcomes (
+            id TEXT PRIMARY KEY, alert_id TEXT NOT NULL, site TEXT NOT NULL, location TEXT NOT NULL,
+            text TEXT NOT NULL, resolved_at TEXT NOT NULL, published_at TEXT)""",
+        "CREATE UNIQUE INDEX outcomes_alert ON outcomes(alert_id)",
+        # The org tree and the rule settings, each one JSON document with a version.
+        """CREATE TABLE documents (
+            name TEXT PRIMARY KEY, body TEXT NOT NULL, version INTEGER NOT NULL, updated_at TEXT NOT NULL)""",
+    ]),
+]
+
+
+def migrate(db: Database) -> list[str]:
+    """Apply the migrations this database lacks; the names applied now."""
+    serial = getattr(db, "serial", "INTEGER PRIMARY KEY")
+    applied: list[str] = []
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    for name, statements in MIGRATIONS:
+        with db.transaction():
+            if db.dialect == "postgresql":  # several workers may start at once
+                db.execute("SELECT pg_advisory_xact_lock(7243001)")
+            if db.one("SELECT 1 AS x FROM _migrations WHERE name = ?", (name,)):
+                continue
+            for sql in statements:
+                db.execute(sql.replace("{serial}", serial))
+            db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, CURRENT_TIMESTAMP)", (name,))
+            applied.append(name)
+    return applied
