@@ -33,7 +33,8 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
     path.chmod(0o600 if os.geteuid() != 0 else 0o644)
 
 
-def make_ca(directory: Path, name: str = "smileloop test CA") -> tuple[Path, ec.EllipticCurvePrivateKey, x509.Certificate]:
+def make_ca(directory: Path,
+            name: str = "smileloop test CA") -> tuple[Path, ec.EllipticCurvePrivateKey, x509.Certificate]:
     """A self-signed CA (P-256, one day), written as ``<directory>/<slug>.pem``."""
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
