@@ -1,0 +1,334 @@
+"""Fleet: thousands of simulated devices with offline backlogs reconnecting at once against one Mosquitto.
+
+Each simulated device has its own identity (client id, topics, ``seq`` counter, UUID per rating) and
+speaks the device side of docs/PROTOCOL.md: batches on ``…/ratings`` at QoS 1, a rating is done only
+when central's receipt on ``…/ack`` names it, unreceipted ratings go again after ``ack_timeout``, a
+retained ``online`` status and an ``offline`` last will. The outbox lives in memory (this is a load
+generator, not a device); all clients are driven from one asyncio loop through paho's external-loop API
+(socket callbacks + ``loop_read``/``loop_write``/``loop_misc``), not one thread per device.
+
+Central runs as its own process (one worker, then two on an MQTT v5 shared subscription, storing into
+the same SQLite file). Counted from central's table afterwards: ratings lost and stored twice. Baseline,
+in the same run: one simulated device delivering the same total through the same broker and central.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import resource
+import shutil
+import socket
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from bench import harness
+from bench.stats import median, ratios
+from smileloop import topics
+from smileloop.mqtt import Backoff
+
+MIX = (1, 2, 3, 3, 4, 4, 4, 4, 4, 4)
+
+
+class SimDevice:
+    """One device's protocol state; the fleet's event loop moves its bytes."""
+
+    def __init__(self, fleet: Fleet, device_id: str, backlog: int, rng: random.Random) -> None:
+        self.fleet = fleet
+        self.id = device_id
+        self.topic_ratings = topics.ratings(harness.BENCH_SITE, device_id)
+        self.topic_ack = topics.ack(harness.BENCH_SITE, device_id)
+        self.topic_status = topics.status(harness.BENCH_SITE, device_id)
+        self.queued: list[dict[str, Any]] = [
+            harness.wire_rating(seq, value=MIX[rng.randrange(len(MIX))]) for seq in range(1, backlog + 1)]
+        self.generated = {r["id"] for r in self.queued}
+        self.by_id = {r["id"]: r for r in self.queued}
+        self.inflight: dict[int, list[str]] = {}  # mid → ids, waiting for PUBACK
+        self.awaiting: dict[str, float] = {}  # id → receipt deadline
+        self.receipted: set[str] = set()
+        self.resent = 0
+        self.receipts = 0
+        self.connected_at: float | None = None
+        self.backoff = Backoff(0.2, 5.0, rng)
+        self.client = self._new_client()
+
+    def _new_client(self) -> mqtt.Client:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"dev-{self.id}", protocol=mqtt.MQTTv5,
+                        reconnect_on_failure=False)
+        c.will_set(self.topic_status, json.dumps({"v": 1, "state": "offline", "device": self.id,
+                                                  "site": harness.BENCH_SITE}), qos=1, retain=True)
+        c.on_connect = self._on_connect
+        c.on_subscribe = self._on_subscribe
+        c.on_message = self._on_message
+        c.on_publish = self._on_publish
+        c.on_disconnect = self._on_disconnect
+        self.fleet.attach(c)
+        return c
+
+    @property
+    def done(self) -> bool:
+        return len(self.receipted) == len(self.generated)
+
+    def connect(self) -> None:
+        try:
+            self.client.connect(self.fleet.host, self.fleet.port, keepalive=60, clean_start=True)
+        except OSError:
+            self.fleet.connect_errors += 1
+            self.fleet.later(self.backoff.next_delay(), self._reconnect)
+
+    def _reconnect(self) -> None:
+        self.fleet.reconnects += 1
+        self.client = self._new_client()
+        self.connect()
+
+    # paho callbacks (on the fleet's loop thread)
+    def _on_connect(self, client: mqtt.Client, u: object, flags: object, rc: Any, props: object) -> None:
+        if rc.is_failure:
+            self.fleet.connect_errors += 1
+            return
+        self.connected_at = time.perf_counter()
+        self.backoff.reset()
+        client.subscribe(self.topic_ack, qos=1)
+        client.publish(self.topic_status, json.dumps({"v": 1, "state": "online", "device": self.id,
+                                                      "site": harness.BENCH_SITE, "backlog": len(self.queued)}),
+                       qos=1, retain=True)
+
+    def _on_subscribe(self, *_: Any) -> None:
+        self.pump()
+
+    def _on_disconnect(self, client: mqtt.Client, u: object, flags: object, rc: Any, props: object) -> None:
+        if self.fleet.stopping or client is not self.client:
+            return
+        # Unacknowledged batches go back to the outbox; the next connection sends them again.
+        for ids in self.inflight.values():
+            self.queued.extend(self.by_id[i] for i in ids)
+        self.inflight.clear()
+        self.fleet.later(self.backoff.next_delay(), self._reconnect)
+
+    def _on_publish(self, client: mqtt.Client, u: object, mid: int, rc: Any, props: object) -> None:
+        ids = self.inflight.pop(mid, None)
+        if ids is None:
+            return
+        deadline = time.monotonic() + self.fleet.ack_timeout
+        for i in ids:
+            self.awaiting[i] = deadline
+        self.pump()
+
+    def _on_message(self, client: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
+        receipt = json.loads(msg.payload)
+        self.receipts += 1
+        for rid, _rev in receipt.get("stored", []):
+            self.awaiting.pop(rid, None)
+            self.receipted.add(rid)
+        if self.done:
+            self.fleet.device_done(self)
+
+    def pump(self) -> None:
+        while self.queued and len(self.inflight) < self.fleet.max_inflight:
+            batch, self.queued = self.queued[:self.fleet.batch_size], self.queued[self.fleet.batch_size:]
+            info = self.client.publish(self.topic_ratings, harness.ratings_message(self.id, batch), qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self.queued[:0] = batch
+                return
+            self.inflight[info.mid] = [r["id"] for r in batch]
+
+    def expire(self, now: float) -> None:
+        """No receipt in time: queue those ratings again (central stores each id once)."""
+        late = [i for i, d in self.awaiting.items() if d <= now]
+        for i in late:
+            del self.awaiting[i]
+            if i not in self.receipted:
+                self.queued.append(self.by_id[i])
+                self.resent += 1
+        if late:
+            self.pump()
+
+
+class Fleet:
+    """All simulated devices on one asyncio loop via paho's external-loop socket callbacks."""
+
+    def __init__(self, broker_url: str, devices: int, backlog: int, *, batch_size: int = 100,
+                 max_inflight: int = 20, ack_timeout: float = 60.0, seed: int = 7, prefix: str = "sim") -> None:
+        self.host, self.port = harness._host_port(broker_url)
+        self.batch_size = batch_size
+        self.max_inflight = max_inflight
+        self.ack_timeout = ack_timeout
+        self.loop = asyncio.new_event_loop()
+        self.stopping = False
+        self.connect_errors = 0
+        self.reconnects = 0
+        self._remaining = devices
+        self._all_done = asyncio.Event()
+        rng = random.Random(seed)
+        self.devices = [SimDevice(self, f"{prefix}-{i:05d}", backlog, rng) for i in range(devices)]
+        self.done_at: list[float] = []
+
+    # paho's external-loop hooks
+    def attach(self, c: mqtt.Client) -> None:
+        c.on_socket_open = self._socket_open
+        c.on_socket_close = self._socket_close
+        c.on_socket_register_write = self._register_write
+        c.on_socket_unregister_write = self._unregister_write
+
+    def _socket_open(self, client: mqtt.Client, u: object, sock: Any) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
+        self.loop.add_reader(sock, client.loop_read)
+
+    def _socket_close(self, client: mqtt.Client, u: object, sock: Any) -> None:
+        self.loop.remove_reader(sock)
+        self.loop.remove_writer(sock)
+
+    def _register_write(self, client: mqtt.Client, u: object, sock: Any) -> None:
+        self.loop.add_writer(sock, client.loop_write)
+
+    def _unregister_write(self, client: mqtt.Client, u: object, sock: Any) -> None:
+        self.loop.remove_writer(sock)
+
+    def later(self, delay: float, fn: Callable[[], None]) -> None:
+        self.loop.call_later(delay, fn)
+
+    def device_done(self, device: SimDevice) -> None:
+        if device.done and not getattr(device, "_counted", False):
+            device._counted = True  # type: ignore[attr-defined]
+            self.done_at.append(time.perf_counter())
+            self._remaining -= 1
+            if self._remaining == 0:
+                self._all_done.set()
+
+    async def _misc(self) -> None:
+        while not self.stopping:
+            now = time.monotonic()
+            for d in self.devices:
+                d.client.loop_misc()
+                d.expire(now)
+            await asyncio.sleep(1.0)
+
+    async def _run(self, timeout: float) -> dict[str, Any]:
+        misc = asyncio.ensure_future(self._misc())
+        t0 = time.perf_counter()
+        for i, d in enumerate(self.devices):  # all at once, as after a site-wide outage
+            d.connect()
+            if i % 50 == 49:
+                await asyncio.sleep(0)
+        t_connects_sent = time.perf_counter()
+        try:
+            await asyncio.wait_for(self._all_done.wait(), timeout)
+            timed_out = False
+        except TimeoutError:
+            timed_out = True
+        t1 = time.perf_counter()
+        self.stopping = True
+        misc.cancel()
+        for d in self.devices:
+            d.client.disconnect()
+        for _ in range(20):  # let the DISCONNECTs go out
+            await asyncio.sleep(0.01)
+        connected = sorted(d.connected_at - t0 for d in self.devices if d.connected_at)
+        return {
+            "drain_s": t1 - t0, "timed_out": timed_out, "connect_calls_s": t_connects_sent - t0,
+            "all_connected_s": connected[-1] if len(connected) == len(self.devices) else None,
+            "connected": len(connected), "connect_errors": self.connect_errors, "reconnects": self.reconnects,
+            "resent": sum(d.resent for d in self.devices),
+            "done_curve_s": [round(t - t0, 3) for t in self.done_at],
+        }
+
+    def run(self, timeout: float) -> dict[str, Any]:
+        try:
+            return self.loop.run_until_complete(self._run(timeout))
+        finally:
+            self.loop.close()
+
+
+def _check(db: Path, fleet: Fleet) -> dict[str, int]:
+    """Lost and doubly stored ratings of this fleet, from central's table."""
+    generated = set().union(*(d.generated for d in fleet.devices))
+    conn = sqlite3.connect(str(db), timeout=60)
+    try:
+        prefix = fleet.devices[0].id.rsplit("-", 1)[0] + "-%"
+        rows = conn.execute("SELECT id FROM ratings WHERE device_id LIKE ?", (prefix,)).fetchall()
+        twice = conn.execute("SELECT count(*) FROM (SELECT device_id, seq FROM ratings WHERE device_id LIKE ? "
+                             "GROUP BY device_id, seq HAVING count(*) > 1)", (prefix,)).fetchone()[0]
+    finally:
+        conn.close()
+    stored = [r[0] for r in rows]
+    return {"generated": len(generated), "stored": len(stored), "lost": len(generated - set(stored)),
+            "duplicated": (len(stored) - len(set(stored))) + int(twice)}
+
+
+def _scenario(workdir: Path, *, devices: int, backlog: int, workers: int, timeout: float,
+              prefix: str) -> dict[str, Any]:
+    shutil.rmtree(workdir, ignore_errors=True)
+    with harness.broker(workdir / "broker") as b:
+        db = workdir / "central.db"
+        group = "bench" if workers > 1 else None
+        centrals: list[harness.CentralProcess] = []
+        try:
+            for k in range(workers):  # one after the other: the first creates the schema
+                centrals.append(harness.CentralProcess(b.url, db, client_id=f"central-{k}", share_group=group))
+                harness.probe_central(b.url)
+            fleet = Fleet(b.url, devices, backlog, prefix=prefix)
+            pids = {f"central{k}": c.pid for k, c in enumerate(centrals)}
+            pids["broker"] = b.proc.pid if b.proc else 0
+            pids["fleet"] = os.getpid()
+            meter = harness.CpuMeter(pids).start()
+            result = fleet.run(timeout)
+            cpu = meter.stop()
+        finally:
+            for c in centrals:
+                c.stop()
+        check = _check(db, fleet)
+    total = devices * backlog
+    central_cpu = sum(v for k, v in cpu.items() if k.startswith("central") and k.endswith("_cpu_s"))
+    return {**result, **check, "devices": devices, "backlog": backlog, "workers": workers,
+            "ratings_per_s": total / result["drain_s"], "central_cpu_s": central_cpu,
+            "central_cpu_pct": 100 * central_cpu / cpu["wall_s"], "broker_cpu_pct": cpu["broker_cpu_pct"],
+            "broker_cpu_s": cpu["broker_cpu_s"], "fleet_cpu_pct": cpu["fleet_cpu_pct"],
+            "central_cpu_us_per_rating": 1e6 * central_cpu / total,
+            "broker_cpu_us_per_rating": 1e6 * cpu["broker_cpu_s"] / total}
+
+
+def run(workdir: Path, *, devices: int, backlog: int, repeats: int, timeout: float = 300.0) -> dict[str, Any]:
+    limit = harness.raise_nofile(max(4096, devices * 3 + 256))
+    if limit < devices * 2 + 64:
+        raise harness.BenchError(f"open-file limit {limit} is too low for {devices} devices; raise ulimit -n")
+    total = devices * backlog
+    rows: dict[str, list[dict[str, Any]]] = {"single": [], "fleet1": [], "fleet2": []}
+    for rep in range(repeats):  # interleaved: baseline, one worker, two workers; again
+        rows["single"].append(_scenario(workdir / f"single{rep}", devices=1, backlog=total, workers=1,
+                                        timeout=timeout, prefix=f"one{rep}"))
+        rows["fleet1"].append(_scenario(workdir / f"fleet1-{rep}", devices=devices, backlog=backlog, workers=1,
+                                        timeout=timeout, prefix=f"sim{rep}"))
+        rows["fleet2"].append(_scenario(workdir / f"fleet2-{rep}", devices=devices, backlog=backlog, workers=2,
+                                        timeout=timeout, prefix=f"duo{rep}"))
+    for rep in range(repeats):
+        for k in rows:
+            rows[k][rep].pop("done_curve_s") if rep < repeats - 1 else None
+    out: dict[str, Any] = {"what": "fleet reconnecting at once with offline backlogs", "devices": devices,
+                           "backlog_per_device": backlog, "ratings": total, "repeats": repeats,
+                           "nofile_limit": limit, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    for k, rs in rows.items():
+        out[k] = {key: median([r[key] for r in rs]) for key in (
+            "drain_s", "ratings_per_s", "central_cpu_pct", "broker_cpu_pct", "fleet_cpu_pct",
+            "central_cpu_us_per_rating", "broker_cpu_us_per_rating")}
+        out[k]["all_connected_s"] = median([r["all_connected_s"] or float("nan") for r in rs])
+        out[k]["lost"] = max(r["lost"] for r in rs)
+        out[k]["duplicated"] = max(r["duplicated"] for r in rs)
+        out[k]["resent"] = max(r["resent"] for r in rs)
+        out[k]["timed_out"] = any(r["timed_out"] for r in rs)
+        out[k]["done_curve_s"] = rs[-1].get("done_curve_s", [])
+    out["fleet1_vs_single"] = median(ratios([r["ratings_per_s"] for r in rows["fleet1"]],
+                                            [r["ratings_per_s"] for r in rows["single"]]))
+    out["fleet2_vs_fleet1"] = median(ratios([r["ratings_per_s"] for r in rows["fleet2"]],
+                                            [r["ratings_per_s"] for r in rows["fleet1"]]))
+    out["target"] = "0 lost and 0 duplicated"
+    out["met"] = all(out[k]["lost"] == 0 and out[k]["duplicated"] == 0 and not out[k]["timed_out"] for k in rows)
+    out["repeats_detail"] = rows
+    return out
