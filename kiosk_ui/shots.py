@@ -92,6 +92,7 @@ def walk(flow: KioskFlow, lang: str) -> Iterator[Shot]:
     clock.set_wall(datetime(2026, 11, 24, 21, 30, tzinfo=UTC))
     clock.advance(flow.timings.config_check + 1)
     flow.tick()
+    _speak(flow, lang)
     yield Shot(f"sleep-{lang}", ("Vi har stängt", "08:00") if sv else ("We are closed", "08:00"))
     clock.set_wall(SAMPLE_TIME)
     flow.tick()
@@ -99,19 +100,24 @@ def walk(flow: KioskFlow, lang: str) -> Iterator[Shot]:
         flow.corner_tap()
     for digit in SAMPLE_PIN[:3]:
         flow.pin_key(digit)
-    flow.lang = lang
+    _speak(flow, lang)
     yield Shot(f"pin-{lang}", ("Personalens PIN-kod",) if sv else ("Staff PIN",))
     flow.pin_key(SAMPLE_PIN[3])
     flow.pin_submit()
-    flow.lang = lang
+    _speak(flow, lang)
     yield Shot(f"staff-{lang}", ("Personalläge", "Kö att skicka") if sv else ("Staff mode", "Backlog"))
     flow.leave_staff()
     flow._fail(StoreError("sample fault: the disk is full"))
-    flow.lang = lang
-    flow._changed("language")
+    _speak(flow, lang)
     yield Shot(f"out_of_order-{lang}", ("Ur funktion",) if sv else ("Out of order",))
     flow.fault = None
     flow.reset()
+
+
+def _speak(flow: KioskFlow, lang: str) -> None:
+    """Show the current step in ``lang`` (steps after a reset speak the default language)."""
+    flow.lang = lang
+    flow._changed("language")
 
 
 def visible_texts(widget: Any) -> list[str]:
