@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "org": "central.cli:org",
     "rules": "central.cli:rules_cmd",
     "demo": "smileloop.demo:demo",
+    "provision": "provisioning.cli:provision",
+    "enroll": "provisioning.cli:enroll",
     "kiosk": "kiosk_ui.cli:kiosk",
     "panel": "hardware.cli:panel",
 }

@@ -1,0 +1,173 @@
+"""A device bundle: ``device.toml`` (docs/PROTOCOL.md "Device config") with its credentials beside it.
+
+The same bundle goes to a folder, an SD card, a MicroPython board (through mpremote) or, encrypted, to a
+kiosk that claims it with a one-time code. Issuing a bundle always makes *new* credentials: the inventory
+keeps only hashes, so the old password stops working the moment the broker reloads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from provisioning.broker import apply_to_broker, broker_dir
+from provisioning.credentials import mosquitto_hash, new_password, write_public, write_secret
+from provisioning.errors import BoardCopyFailed, BrokerSetupMissing, InvalidInput
+from provisioning.inventory import Device, Inventory
+from provisioning.tls import CertificateAuthority
+
+PASSWORD, CA, CERT, KEY, CONFIG = "password", "ca.pem", "client.pem", "client.key", "device.toml"
+SECRET_FILES = frozenset({PASSWORD, KEY})
+BOARD_DIR = "/smileloop"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    device: Device
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def password(self) -> str:
+        return self.files[PASSWORD].decode().strip()
+
+    def as_dict(self, *, show_secret: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"device": self.device.as_dict(), "files": sorted(self.files)}
+        if show_secret:
+            out["password"] = self.password
+        return out
+
+
+def bundle_from_files(files: dict[str, bytes]) -> Bundle:
+    """A bundle received whole (from a claim): its device is described by its own device.toml."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(files[CONFIG].decode())
+        dev, survey, hours = data["device"], data.get("survey", {}), dict(data.get("hours", {}))
+        device = Device(device_id=dev["id"], site=dev["site"], location=dev["location"], state="active",
+                        scale=survey.get("scale", "smiley4"), question=survey.get("question", {}),
+                        languages=tuple(survey.get("languages", ())), timezone=hours.pop("timezone", "UTC"),
+                        hours=hours, created_at="", credentials_at=None, revoked_at=None, last_seen=None,
+                        last_state=None, cert_serial=None)
+    except (KeyError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise InvalidInput(f"the bundle has no usable {CONFIG}: {e}") from None
+    return Bundle(device, files)
+
+
+def device_config(device: Device, url: str, *, tls: bool, client_cert: bool) -> dict[str, Any]:
+    """The device.toml tables for ``device``; paths are relative, so the bundle works from any folder."""
+    broker: dict[str, Any] = {"url": url, "username": device.device_id, "password_file": PASSWORD}
+    if tls:
+        broker["ca_file"] = CA
+        if client_cert:
+            broker |= {"cert_file": CERT, "key_file": KEY}
+    return {
+        "device": {"id": device.device_id, "site": device.site, "location": device.location},
+        "survey": {"scale": device.scale, "question": device.question, "languages": list(device.languages)},
+        "broker": broker,
+        "storage": {"path": "device.db"},
+        "hours": {"timezone": device.timezone, **device.hours},
+    }
+
+
+def issue_bundle(inventory: Inventory, device_id: str, *, reload: bool = True) -> Bundle:
+    """New password (and client certificate) for ``device_id``, recorded in the broker's files, as a bundle."""
+    d = broker_dir(inventory)
+    url = inventory.setting("device_url")
+    if url is None:
+        raise BrokerSetupMissing("no device URL recorded; run 'smileloop provision broker-config' again")
+    tls = inventory.setting("tls") == "1"
+    client_cert = inventory.setting("client_certs") == "1"
+    device = inventory.device(device_id)
+    if device.state == "revoked":
+        raise InvalidInput(f"device {device_id!r} is revoked; create a new device instead")
+    password = new_password()
+    files: dict[str, bytes] = {PASSWORD: (password + "\n").encode()}
+    serial: int | None = None
+    if tls:
+        files[CA] = d.ca_cert.read_bytes()
+        if client_cert:
+            issued = CertificateAuthority(d.ca_cert, d.ca_key).issue(device_id)
+            files[CERT], files[KEY], serial = issued.cert_pem, issued.key_pem, issued.serial
+    device = inventory.set_credentials(device_id, mosquitto_hash(password), serial)
+    files[CONFIG] = ("# smileloop device config, written by 'smileloop provision' (docs/PROTOCOL.md)\n"
+                     + tomli_w.dumps(device_config(device, url, tls=tls, client_cert=client_cert))).encode()
+    if reload:
+        apply_to_broker(inventory)
+    return Bundle(device, files)
+
+
+def write_bundle(bundle: Bundle, out: Path) -> list[Path]:
+    """Write the bundle into ``out``: secrets 0600, the rest 0644. A device.db already there is left alone."""
+    out.mkdir(parents=True, exist_ok=True)
+    existing = out / CONFIG
+    if existing.exists():
+        import tomllib
+
+        try:
+            other = tomllib.loads(existing.read_text()).get("device", {}).get("id")
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            other = None
+        if other not in (None, bundle.device.device_id):
+            raise InvalidInput(f"{out} already holds the bundle of device {other!r}; choose another --out folder")
+    written = []
+    for name, data in sorted(bundle.files.items()):
+        path = out / name
+        (write_secret if name in SECRET_FILES else write_public)(path, data)
+        written.append(path)
+    return written
+
+
+def board_files(bundle: Bundle, folder: Path) -> list[Path]:
+    """The bundle as it goes on a MicroPython board: also ``device.json`` (the firmware has no TOML parser)."""
+    import tomllib
+
+    paths = write_bundle(bundle, folder)
+    config = tomllib.loads(bundle.files[CONFIG].decode())
+    paths.append(write_public(folder / "device.json", json.dumps(config, indent=1, sort_keys=True)))
+    return paths
+
+
+def mpremote_command(files: list[Path], port: str, remote_dir: str = BOARD_DIR,
+                     mpremote: str = "mpremote") -> list[str]:
+    """The mpremote command line that copies ``files`` into ``remote_dir`` on the board at ``port``.
+
+    One connection: make the folder if missing (``exec``), then ``fs cp`` every file into it.
+    """
+    if not port or any(c.isspace() for c in port):
+        raise InvalidInput(f"board port {port!r} must be a serial device such as /dev/ttyACM0 (or 'auto')")
+    mkdir = f"import os\ntry:\n os.mkdir({remote_dir!r})\nexcept OSError:\n pass"
+    return [mpremote, "connect", port, "exec", mkdir, "+", "fs", "cp", *[str(f) for f in files],
+            f":{remote_dir}/"]
+
+
+def copy_to_board(bundle: Bundle, port: str, *, remote_dir: str = BOARD_DIR, dry_run: bool = False,
+                  timeout: float = 120.0) -> list[str]:
+    """Copy the bundle to a MicroPython board with mpremote; returns the command (only that, if ``dry_run``).
+
+    The files pass through a private temporary folder that is removed afterwards.
+    """
+    with tempfile.TemporaryDirectory(prefix="smileloop-board-") as tmp:
+        os.chmod(tmp, 0o700)
+        files = board_files(bundle, Path(tmp))
+        cmd = mpremote_command(files, port, remote_dir)
+        if dry_run:
+            return cmd
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        except FileNotFoundError:
+            raise BoardCopyFailed("mpremote is not installed (pip install 'smileloop[provisioning]')") from None
+        except subprocess.TimeoutExpired:
+            raise BoardCopyFailed(f"mpremote did not finish within {timeout:g}s; is the board at {port}?") from None
+        if result.returncode != 0:
+            raise BoardCopyFailed(f"{shlex.join(cmd[:3])}: exit {result.returncode}: "
+                                  f"{(result.stderr or result.stdout).strip()[-500:]}")
+        return cmd

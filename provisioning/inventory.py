@@ -1,0 +1,365 @@
+"""The staff inventory: sites, locations, devices, broker accounts and claim codes, in one SQLite file.
+
+It holds password *hashes* only (the broker's format), never a plain password or a claim code: a copied
+inventory file does not let anyone connect as a device. The CA key lives beside the broker files instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from device.clock import Clock, SystemClock, parse_utc, utc_iso
+from device.scales import SCALES
+from provisioning.errors import AlreadyExists, ClaimRefused, InvalidInput, NotFound
+
+IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # docs/PROTOCOL.md "Topics"
+RESERVED_USERNAMES = {"central", "claim", "provisioner"}
+
+NEW, ACTIVE, REVOKED = "new", "active", "revoked"  # new: waiting for its claim code or bundle
+
+
+def check_ident(value: str, what: str) -> str:
+    """An identifier that is safe in a topic and a username, or :class:`InvalidInput` naming ``what``."""
+    if not isinstance(value, str) or not IDENT.match(value):
+        raise InvalidInput(f"{what} {value!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a "
+                           "letter or digit (no '/', '+', '#', spaces)")
+    return value
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """What staff choose for a device; everything else has the defaults of docs/PROTOCOL.md."""
+
+    site: str
+    location: str
+    device_id: str | None = None
+    scale: str = "smiley4"
+    question: dict[str, str] = field(default_factory=lambda: {"en": "How was your visit today?"})
+    languages: tuple[str, ...] = ("en",)
+    hours: dict[str, Any] = field(default_factory=dict)  # weekday → "08:00-20:00" | "closed" | [spans]
+
+    def __post_init__(self) -> None:
+        check_ident(self.site, "site")
+        check_ident(self.location, "location")
+        if self.device_id is not None:
+            check_ident(self.device_id, "device id")
+            if self.device_id in RESERVED_USERNAMES:
+                raise InvalidInput(f"device id {self.device_id!r} is reserved for a broker account")
+        if self.scale not in SCALES:
+            raise InvalidInput(f"scale {self.scale!r} is not one of {', '.join(SCALES)}")
+        if not self.languages:
+            raise InvalidInput("languages: at least one language is needed")
+
+
+@dataclass(frozen=True)
+class Device:
+    device_id: str
+    site: str
+    location: str
+    state: str
+    scale: str
+    question: dict[str, str]
+    languages: tuple[str, ...]
+    hours: dict[str, Any]
+    timezone: str
+    created_at: str
+    credentials_at: str | None
+    revoked_at: str | None
+    last_seen: str | None
+    last_state: str | None
+    cert_serial: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["id"] = d.pop("device_id")
+        d["languages"] = list(self.languages)
+        return d
+
+
+def _m001_inventory(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE TABLE sites (id TEXT PRIMARY KEY, name TEXT, timezone TEXT NOT NULL, created_at TEXT)")
+    db.execute("CREATE TABLE locations (site TEXT NOT NULL REFERENCES sites(id), id TEXT NOT NULL, name TEXT, "
+               "created_at TEXT, PRIMARY KEY (site, id))")
+    db.execute("""
+        CREATE TABLE devices (
+            id TEXT PRIMARY KEY, site TEXT NOT NULL, location TEXT NOT NULL,
+            state TEXT NOT NULL, scale TEXT NOT NULL, question TEXT NOT NULL, languages TEXT NOT NULL,
+            hours TEXT NOT NULL, password_hash TEXT, cert_serial TEXT,
+            created_at TEXT NOT NULL, credentials_at TEXT, revoked_at TEXT, last_seen TEXT, last_state TEXT,
+            FOREIGN KEY (site, location) REFERENCES locations(site, id))""")
+    db.execute("CREATE TABLE accounts (username TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL, "
+               "updated_at TEXT NOT NULL)")
+    db.execute("CREATE TABLE claims (code_id TEXT PRIMARY KEY, device_id TEXT NOT NULL REFERENCES devices(id), "
+               "created_at TEXT NOT NULL, expires_at TEXT NOT NULL, used_at TEXT)")
+    db.execute("CREATE TABLE revoked_certs (serial TEXT PRIMARY KEY, device_id TEXT, revoked_at TEXT NOT NULL)")
+    db.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [("001_inventory", _m001_inventory)]
+
+
+class Inventory:
+    """``Inventory("inventory.db")``: every staff action is one short transaction on this file."""
+
+    def __init__(self, path: str | Path, *, clock: Clock | None = None) -> None:
+        self.path = Path(path)
+        self.clock = clock or SystemClock()
+        self._lock = threading.RLock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.row_factory = sqlite3.Row
+        except sqlite3.DatabaseError as e:
+            raise InvalidInput(f"{self.path} is not a smileloop inventory: {e}") from None
+        self.db = sqlite_utils.Database(self._conn)
+        self._migrate()
+
+    # --- plumbing -----------------------------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        try:
+            self._conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        except sqlite3.DatabaseError as e:
+            raise InvalidInput(f"{self.path} is not a smileloop inventory: {e}") from None
+        done = {r[0] for r in self._conn.execute("SELECT name FROM _migrations")}
+        for name, step in MIGRATIONS:
+            if name not in done:
+                with self._write():
+                    if not self._conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                        step(self.db)
+                        self._conn.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (name,))
+
+    def _now(self) -> str:
+        return utc_iso(self.clock.now())
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # --- settings -----------------------------------------------------------------------------
+    def setting(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_settings(self, **values: str) -> None:
+        with self._write() as c:
+            c.executemany("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", list(values.items()))
+
+    # --- sites and locations ------------------------------------------------------------------
+    def add_site(self, site: str, *, name: str | None = None, timezone: str = "UTC") -> None:
+        check_ident(site, "site")
+        try:
+            from zoneinfo import ZoneInfo
+
+            ZoneInfo(timezone)
+        except Exception:
+            raise InvalidInput(f"timezone {timezone!r} is not a known IANA time zone (e.g. Europe/Stockholm)") from None
+        with self._write() as c:
+            if c.execute("SELECT 1 FROM sites WHERE id = ?", (site,)).fetchone():
+                raise AlreadyExists(f"site {site!r} already exists")
+            c.execute("INSERT INTO sites VALUES (?, ?, ?, ?)", (site, name, timezone, self._now()))
+
+    def add_location(self, site: str, location: str, *, name: str | None = None) -> None:
+        check_ident(location, "location")
+        with self._write() as c:
+            self._need_site(c, site)
+            if c.execute("SELECT 1 FROM locations WHERE site = ? AND id = ?", (site, location)).fetchone():
+                raise AlreadyExists(f"location {location!r} already exists at site {site!r}")
+            c.execute("INSERT INTO locations VALUES (?, ?, ?, ?)", (site, location, name, self._now()))
+
+    def _need_site(self, c: sqlite3.Connection, site: str) -> sqlite3.Row:
+        row = c.execute("SELECT * FROM sites WHERE id = ?", (site,)).fetchone()
+        if row is None:
+            known = [r[0] for r in c.execute("SELECT id FROM sites ORDER BY id")]
+            raise NotFound(f"site {site!r} is not in the inventory (known: {', '.join(known) or 'none'}; "
+                           "add it with 'smileloop provision site add')")
+        return row
+
+    def sites(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._conn.execute(
+            "SELECT s.*, (SELECT count(*) FROM locations l WHERE l.site = s.id) AS locations, "
+            "(SELECT count(*) FROM devices d WHERE d.site = s.id AND d.state != 'revoked') AS devices "
+            "FROM sites s ORDER BY s.id")]
+
+    def locations(self, site: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM locations", ()  # type: tuple[str, tuple[str, ...]]
+        if site is not None:
+            sql, args = sql + " WHERE site = ?", (site,)
+        return [dict(r) for r in self._conn.execute(sql + " ORDER BY site, id", args)]
+
+    # --- devices ------------------------------------------------------------------------------
+    def create_device(self, spec: DeviceSpec) -> Device:
+        """Register a device in state ``new`` (no credentials yet); its id is made up if none was given."""
+        with self._write() as c:
+            self._need_site(c, spec.site)
+            if not c.execute("SELECT 1 FROM locations WHERE site = ? AND id = ?",
+                             (spec.site, spec.location)).fetchone():
+                known = [r[0] for r in c.execute("SELECT id FROM locations WHERE site = ? ORDER BY id", (spec.site,))]
+                raise NotFound(f"location {spec.location!r} is not at site {spec.site!r} (known: "
+                               f"{', '.join(known) or 'none'}; add it with 'smileloop provision location add')")
+            device_id = spec.device_id or self._next_id(c, spec.site, spec.location)
+            if c.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)).fetchone():
+                raise AlreadyExists(f"device {device_id!r} already exists (device ids are broker usernames, "
+                                    "unique across all sites)")
+            c.execute("INSERT INTO devices (id, site, location, state, scale, question, languages, hours, "
+                      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (device_id, spec.site, spec.location, NEW, spec.scale, json.dumps(spec.question),
+                       json.dumps(list(spec.languages)), json.dumps(spec.hours), self._now()))
+        return self.device(device_id)
+
+    def _next_id(self, c: sqlite3.Connection, site: str, location: str) -> str:
+        for n in range(1, 10_000):
+            candidate = f"{site}-{location}-{n}"
+            if not c.execute("SELECT 1 FROM devices WHERE id = ?", (candidate,)).fetchone():
+                return check_ident(candidate, "generated device id (pass --id)")
+        raise InvalidInput("no free device id; pass --id")
+
+    def device(self, device_id: str) -> Device:
+        row = self._conn.execute("SELECT d.*, s.timezone FROM devices d JOIN sites s ON s.id = d.site "
+                                 "WHERE d.id = ?", (device_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"device {device_id!r} is not in the inventory ('smileloop provision device list')")
+        return _device(row)
+
+    def devices(self, *, site: str | None = None, include_revoked: bool = True) -> list[Device]:
+        sql = "SELECT d.*, s.timezone FROM devices d JOIN sites s ON s.id = d.site WHERE 1=1"
+        args: list[str] = []
+        if site is not None:
+            sql += " AND d.site = ?"
+            args.append(site)
+        if not include_revoked:
+            sql += " AND d.state != 'revoked'"
+        return [_device(r) for r in self._conn.execute(sql + " ORDER BY d.site, d.location, d.id", args)]
+
+    def set_credentials(self, device_id: str, password_hash: str, cert_serial: int | None) -> Device:
+        """New credentials replace the old ones at once (the old certificate goes on the revocation list)."""
+        now = self._now()
+        with self._write() as c:
+            row = c.execute("SELECT state, cert_serial FROM devices WHERE id = ?", (device_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"device {device_id!r} is not in the inventory")
+            if row["state"] == REVOKED:
+                raise InvalidInput(f"device {device_id!r} is revoked; create a new device instead")
+            if row["cert_serial"]:
+                c.execute("INSERT OR IGNORE INTO revoked_certs VALUES (?, ?, ?)", (row["cert_serial"], device_id, now))
+            c.execute("UPDATE devices SET state = ?, password_hash = ?, cert_serial = ?, credentials_at = ? "
+                      "WHERE id = ?", (ACTIVE, password_hash,
+                                       None if cert_serial is None else str(cert_serial), now, device_id))
+        return self.device(device_id)
+
+    def revoke(self, device_id: str) -> Device:
+        """The device loses its broker account and certificate; its row stays for the record."""
+        now = self._now()
+        with self._write() as c:
+            row = c.execute("SELECT state, cert_serial FROM devices WHERE id = ?", (device_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"device {device_id!r} is not in the inventory")
+            if row["cert_serial"]:
+                c.execute("INSERT OR IGNORE INTO revoked_certs VALUES (?, ?, ?)", (row["cert_serial"], device_id, now))
+            c.execute("UPDATE devices SET state = ?, password_hash = NULL, cert_serial = NULL, revoked_at = ? "
+                      "WHERE id = ?", (REVOKED, now, device_id))
+            c.execute("UPDATE claims SET used_at = ? WHERE device_id = ? AND used_at IS NULL", (now, device_id))
+        return self.device(device_id)
+
+    def revoked_serials(self) -> list[int]:
+        return [int(r[0]) for r in self._conn.execute("SELECT serial FROM revoked_certs ORDER BY revoked_at")]
+
+    def record_seen(self, device_id: str, ts: str | None, state: str) -> bool:
+        """Keep the newest status a device reported (an ``offline`` will has no time); False if unknown."""
+        with self._write() as c:
+            if c.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)).fetchone() is None:
+                return False
+            if ts is None:
+                c.execute("UPDATE devices SET last_state = ? WHERE id = ?", (state, device_id))
+            else:
+                c.execute("UPDATE devices SET last_seen = ?, last_state = ? WHERE id = ? AND "
+                          "(last_seen IS NULL OR last_seen <= ?)", (ts, state, device_id, ts))
+            return True
+
+    def device_hashes(self) -> dict[str, str]:
+        """username → password hash of every active device (what goes in the broker's password file)."""
+        return {r[0]: r[1] for r in self._conn.execute(
+            "SELECT id, password_hash FROM devices WHERE state = 'active' AND password_hash IS NOT NULL ORDER BY id")}
+
+    # --- broker accounts ----------------------------------------------------------------------
+    def set_account(self, username: str, role: str, password_hash: str) -> None:
+        with self._write() as c:
+            c.execute("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?)", (username, role, password_hash,
+                                                                              self._now()))
+
+    def accounts(self) -> dict[str, tuple[str, str]]:
+        """username → (role, password hash)."""
+        return {r[0]: (r[1], r[2]) for r in self._conn.execute("SELECT username, role, password_hash FROM accounts")}
+
+    # --- claim codes --------------------------------------------------------------------------
+    def add_claim(self, code_id: str, device_id: str, ttl: timedelta) -> datetime:
+        """Remember a claim code by its id (never the code itself); returns when it expires."""
+        now = self.clock.now()
+        expires = now + ttl
+        with self._write() as c:
+            row = c.execute("SELECT state FROM devices WHERE id = ?", (device_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"device {device_id!r} is not in the inventory")
+            if row["state"] == REVOKED:
+                raise InvalidInput(f"device {device_id!r} is revoked; create a new device instead")
+            c.execute("INSERT INTO claims VALUES (?, ?, ?, ?, NULL)", (code_id, device_id, utc_iso(now),
+                                                                       utc_iso(expires)))
+        return expires
+
+    def redeem_claim(self, code_id: str) -> str:
+        """Mark a claim code used and return its device id; :class:`ClaimRefused` if it cannot be used.
+
+        One transaction with ``BEGIN IMMEDIATE``: two kiosks racing with the same code cannot both win.
+        """
+        now = self.clock.now()
+        with self._write() as c:
+            row = c.execute("SELECT c.*, d.state FROM claims c JOIN devices d ON d.id = c.device_id "
+                            "WHERE c.code_id = ?", (code_id,)).fetchone()
+            if row is None:
+                raise ClaimRefused("unknown claim code (check for typos, or ask for a new one)")
+            if row["used_at"] is not None:
+                raise ClaimRefused(f"this claim code was already used at {row['used_at']}; ask for a new one")
+            if parse_utc(row["expires_at"]) <= now:
+                raise ClaimRefused(f"this claim code expired at {row['expires_at']}; ask for a new one")
+            if row["state"] == REVOKED:
+                raise ClaimRefused("the device of this claim code has been revoked")
+            c.execute("UPDATE claims SET used_at = ? WHERE code_id = ?", (utc_iso(now), code_id))
+            return str(row["device_id"])
+
+    def claims(self, device_id: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT device_id, created_at, expires_at, used_at FROM claims", ()  # type: tuple[str, tuple[str, ...]]
+        if device_id:
+            sql, args = sql + " WHERE device_id = ?", (device_id,)
+        return [dict(r) for r in self._conn.execute(sql + " ORDER BY created_at", args)]
+
+
+def _device(row: sqlite3.Row) -> Device:
+    return Device(device_id=row["id"], site=row["site"], location=row["location"], state=row["state"],
+                  scale=row["scale"], question=json.loads(row["question"]),
+                  languages=tuple(json.loads(row["languages"])), hours=json.loads(row["hours"]),
+                  timezone=row["timezone"], created_at=row["created_at"], credentials_at=row["credentials_at"],
+                  revoked_at=row["revoked_at"], last_seen=row["last_seen"], last_state=row["last_state"],
+                  cert_serial=row["cert_serial"])
