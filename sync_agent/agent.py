@@ -230,6 +230,7 @@ class SyncAgent:
 
     def _on_connect(self, client: mqtt.Client) -> None:
         self._inflight.clear()
+        self.batch.new_connection()
         limits = self.conn.limits
         self.status.max_packet, self.status.receive_max = limits.max_packet, limits.receive_max
         self.status.connected = True
@@ -311,7 +312,7 @@ class SyncAgent:
                 return batch, None
             keep = int(len(batch) * max_payload / len(payload.encode()) * 0.9)
             batch = batch[:max(1, min(keep, len(batch) - 1))]
-            self.batch.shrink(to=len(batch))
+            self.batch.fit(len(batch))
             payload = self._encode(batch)
         return batch, payload
 

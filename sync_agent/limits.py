@@ -41,18 +41,27 @@ class BrokerLimits:
 
 
 class AdaptiveBatch:
-    """Batch size: halved when a connection dies with batches in flight, grown back by a quarter per PUBACK."""
+    """Batch size: halved when a connection dies with batches in flight, grown back by a quarter per PUBACK,
+    never above what last fitted the broker's maximum packet size (forgotten at each new connection)."""
 
     def __init__(self, ceiling: int) -> None:
         self.ceiling = ceiling
         self.size = ceiling
+        self.fitted: int | None = None
 
     def set_ceiling(self, ceiling: int) -> None:
         self.ceiling = ceiling
         self.size = min(self.size, ceiling)
 
-    def shrink(self, to: int | None = None) -> None:
-        self.size = max(1, min(self.size // 2, self.ceiling) if to is None else min(to, self.ceiling))
+    def shrink(self) -> None:
+        self.size = max(1, min(self.size // 2, self.ceiling))
+
+    def fit(self, size: int) -> None:
+        """``size`` ratings were all that fitted one packet: stay there."""
+        self.fitted = self.size = max(1, min(size, self.ceiling))
+
+    def new_connection(self) -> None:
+        self.fitted = None
 
     def grow(self) -> None:
-        self.size = min(self.ceiling, self.size + max(1, self.size // 4))
+        self.size = min(self.fitted or self.ceiling, self.ceiling, self.size + max(1, self.size // 4))
