@@ -147,7 +147,7 @@ def write_broker_config(inventory: Inventory, out: Path, port: int, *, bind: str
             write_secret(pw_file, password + "\n")
             inventory.set_account(username, role, mosquitto_hash(password))
             written.append(pw_file)
-        if tls_port is not None and username != CLAIM:
+        if tls_port is not None:
             cert_path, key_path = d.account_cert(username)
             if not cert_path.exists():
                 issued = ca.issue(username)
@@ -161,7 +161,7 @@ def write_broker_config(inventory: Inventory, out: Path, port: int, *, bind: str
     d.conf.write_text(_conf_text(d, port, bind, tls_port, run_as, require_client_cert))
     written.append(d.conf)
     written += sync_broker_files(inventory, run_as=run_as)
-    _write_enrol_profile(d, device_url, tls=tls_port is not None)
+    _write_enrol_profile(d, device_url, tls=tls_port is not None, client_cert=bool(tls_port and require_client_cert))
     written.append(d.enrol)
     return BrokerSetup(d, port, tls_port, device_url, written)
 
@@ -196,8 +196,11 @@ def _conf_text(d: BrokerDir, port: int, bind: str, tls_port: int | None, run_as:
     return "\n".join(lines) + "\n"
 
 
-def _write_enrol_profile(d: BrokerDir, url: str, *, tls: bool) -> None:
-    """``enrol/``: the claim account's URL, password and CA — the same in every kiosk image, useless alone."""
+def _write_enrol_profile(d: BrokerDir, url: str, *, tls: bool, client_cert: bool) -> None:
+    """``enrol/``: the claim account's URL, password, CA (and certificate) — the same in every kiosk image.
+
+    It opens only the claim topics, and a claim answer is encrypted for the kiosk that asked.
+    """
     folder = d.enrol.parent
     folder.mkdir(exist_ok=True)
     write_secret(folder / "claim.password", d.account_password(CLAIM).read_text())
@@ -205,6 +208,11 @@ def _write_enrol_profile(d: BrokerDir, url: str, *, tls: bool) -> None:
     if tls:
         write_public(folder / "ca.pem", d.ca_cert.read_bytes())
         broker["ca_file"] = "ca.pem"
+    if client_cert:
+        cert, key = d.account_cert(CLAIM)
+        write_public(folder / "claim.pem", cert.read_bytes())
+        write_secret(folder / "claim.key", key.read_bytes())
+        broker |= {"cert_file": "claim.pem", "key_file": "claim.key"}
     write_public(d.enrol, "# How a new kiosk reaches the claim responder: smileloop enroll --profile THIS --code …\n"
                  + tomli_w.dumps({"broker": broker}))
 

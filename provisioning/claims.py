@@ -244,9 +244,8 @@ class EnrolProfile:
             data = tomllib.loads(path.read_text())
             b = data["broker"]
             base = path.resolve().parent
-            ca = base / b["ca_file"] if b.get("ca_file") else None
-            settings = BrokerSettings.from_url(b["url"], username=b.get("username"), ca_file=ca,
-                                               connect_timeout=5.0)
+            files = {k: base / b[k] if b.get(k) else None for k in ("ca_file", "cert_file", "key_file")}
+            settings = BrokerSettings.from_url(b["url"], username=b.get("username"), connect_timeout=5.0, **files)
             if b.get("password_file"):
                 settings = settings.with_password_file(base / b["password_file"])
         except FileNotFoundError as e:
