@@ -43,6 +43,7 @@ log = logging.getLogger("smileloop.sync")
 # v5 PUBACK reasons that mean "too much, slow down" rather than "never".
 _SLOW_DOWN = {0x89, 0x97}  # 137 Server busy, 151 Quota exceeded
 HOUSEKEEPING_EVERY = 60.0  # seconds between retention pruning and disk checks
+LOW_DISK_EVERY = 5.0  # … and while space is short, so freshly delivered rows make room soon
 CLOCK_STEP = 2.0  # seconds of wall-vs-monotonic disagreement that count as the wall clock being stepped
 
 
@@ -67,6 +68,7 @@ class SyncStatus:
     disk_free_mb: float | None = None
     db_mb: float | None = None
     disk_low: bool = False
+    storage_warning: str | None = None  # set while space is short; outlives a reconnect, unlike last_error
     pruned: int = 0
     batch_size: int = 0
     max_packet: int | None = None
@@ -479,11 +481,14 @@ class SyncAgent:
         self.status.pruned += pruned
         self.status.disk_free_mb, self.status.db_mb = space.free_mb, space.db_mb
         was_low, self.status.disk_low = self.status.disk_low, space.free_mb < storage.min_free_mb
+        self.status.storage_warning = None
         if self.status.disk_low:
             backlog = self.store.backlog().undelivered
-            self.status.last_error = (f"storage low: {space.free_mb:g} MB free (minimum {storage.min_free_mb:g}); "
-                                      f"{backlog} unsent ratings kept, nothing delivered left to prune")
-            log.error("%s", self.status.last_error)
+            self.status.storage_warning = self.status.last_error = (
+                f"storage low: {space.free_mb:g} MB free (minimum {storage.min_free_mb:g}); "
+                f"{backlog} unsent ratings kept, nothing delivered left to prune")
+            log.error("%s", self.status.storage_warning)
+            self._next_housekeeping = self.clock.monotonic() + LOW_DISK_EVERY
         if pruned:
             log.info("pruned %d delivered ratings", pruned)
         if self.status.disk_low != was_low:
@@ -514,7 +519,8 @@ class SyncAgent:
             "clock_offset": s.clock_offset, "clock_offset_error": s.clock_offset_error,
             "config_version": s.config_version, "config": s.config,
             "delivered": s.delivered, "refused_publishes": s.refused_publishes, "reconnects": s.reconnects,
-            "batch_size": s.batch_size, "last_error": s.last_error,
+            "batch_size": s.batch_size, "storage_warning": s.storage_warning,
+            "last_error": s.last_error or s.storage_warning,
         }).encode()
 
 
