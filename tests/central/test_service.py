@@ -1,0 +1,195 @@
+"""Central on a real Mosquitto: receipts before alerts, redelivery, clock repair, device status, outcomes,
+apprise delivery, and two workers on one shared subscription."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from central import lifecycle
+from central.service import CentralService
+from central.store import CentralStore
+from device.clock import parse_utc, utc_iso
+from smileloop import topics
+from smileloop.mqtt import BrokerSettings
+from tests.central.conftest import Receiver
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.broker
+
+
+class Peer:
+    """A test MQTT client: publishes like a device, records what central sends back."""
+
+    def __init__(self, url: str, subscribe: tuple[str, ...] = ("smileloop/v1/#",)) -> None:
+        settings = BrokerSettings.from_url(url)
+        self.got: list[tuple[str, dict[str, Any], bool]] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"peer-{uuid.uuid4().hex[:8]}",
+                                  protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.connect(settings.host, settings.port)
+        self.client.loop_start()
+        for t in subscribe:
+            self.client.subscribe(t, qos=1)
+
+    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.got.append((msg.topic, json.loads(msg.payload) if msg.payload else {}, bool(msg.retain)))
+
+    def on(self, suffix: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [p for t, p, _ in self.got if t.endswith(suffix)]
+
+    def publish(self, topic: str, payload: dict[str, Any], retain: bool = False) -> None:
+        self.client.publish(topic, json.dumps(payload), qos=1, retain=retain).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def message(device: str, *ratings: dict[str, Any], site: str = "store-1", sent: dict[str, Any] | None = None
+            ) -> dict[str, Any]:
+    m: dict[str, Any] = {"v": 1, "device": device, "site": site, "ratings": list(ratings)}
+    if sent:
+        m["sent"] = sent
+    return m
+
+
+def rating(value: int, seq: int = 1, location: str = "exit", **over: Any) -> dict[str, Any]:
+    r = {"id": str(uuid.uuid4()), "seq": seq, "ts": utc_iso(datetime.now(UTC)), "scale": "smiley4", "value": value,
+         "location": location}
+    r.update(over)
+    return r
+
+
+def start_service(broker_url: str, store: CentralStore, **kw: Any) -> CentralService:
+    kw.setdefault("tick_interval", 3600.0)  # ticks are driven by the tests with their own `now`
+    service = CentralService(store, BrokerSettings.from_url(broker_url, connect_timeout=2.0), **kw)
+    service.conn.backoff.cap = 1.0
+    service.start()
+    assert service.wait_ready(10), "central did not subscribe"
+    return service
+
+
+@pytest.fixture
+def peer(broker: Any) -> Iterator[Peer]:
+    p = Peer(broker.url)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def service(broker: Any, tmp_path: Any, receiver: Receiver) -> Iterator[CentralService]:
+    store = CentralStore(tmp_path / "central.db")
+    s = start_service(broker.url, store, notify_urls=[receiver.url("manager")])
+    yield s
+    s.stop()
+    store.close()
+
+
+def test_receipt_then_alerts_window_rule_from_ingest_and_apprise_delivery(service, peer, receiver):
+    alerts: list[dict[str, Any]] = []
+    service.on_alert.append(alerts.append)
+    negatives = [rating(1, seq=i, reason="waiting_time") for i in range(1, 5)]
+    peer.publish(topics.ratings("store-1", "kiosk-1"), message("kiosk-1", *negatives, rating(4, seq=5)))
+    receipt = wait_for(lambda: peer.on("/kiosk-1/ack"), 10, message="receipt")[0]
+    assert sorted(i for i, _ in receipt["stored"]) == sorted([r["id"] for r in negatives] + [receipt["stored"][4][0]])
+    wait_for(lambda: len(peer.on("/store-1/alerts")) >= 5, 10, message="alerts on the site topic")
+    events = {(a["kind"], a["event"]) for a in peer.on("/store-1/alerts")}
+    # one negative_rating alert notifies, the next three (same location, within the cooldown) are grouped
+    assert events == {("negative_rating", "opened"), ("negative_rating", "grouped"), ("negative_share", "opened")}
+    assert service.store.count("alerts") == 5
+    # the receipt reached the device before any alert was published
+    kinds = [t for t, _, _ in peer.got if t.endswith(("/ack", "/alerts"))]
+    assert kinds[0].endswith("/ack")
+    # the site manager's phone (a local HTTP receiver via apprise json://) got exactly the two notifying alerts
+    wait_for(lambda: len(receiver.requests) == 2, 10, message="two apprise deliveries")
+    titles = sorted(r["body"]["title"] for r in receiver.requests)
+    assert titles == ["80 % unhappy at store-1 / exit in the last 15 min", "Unhappy visitor at store-1 / exit"]
+    attempts = service.store.query("SELECT ok FROM delivery_attempts")
+    assert [a["ok"] for a in attempts] == [1, 1]
+    assert len(alerts) == 5
+
+
+def test_redelivered_message_stores_once_and_opens_no_second_alert(service, peer):
+    m = message("kiosk-1", rating(1, seq=1), rating(2, seq=2, location="cafe"))
+    for _ in range(3):
+        peer.publish(topics.ratings("store-1", "kiosk-1"), m)
+    wait_for(lambda: len(peer.on("/kiosk-1/ack")) == 3, 10, message="three receipts")
+    assert service.store.count("ratings") == 2
+    assert service.store.count("alerts") == 2  # one per negative rating (different locations: not grouped)
+    assert all(len(r["stored"]) == 2 for r in peer.on("/kiosk-1/ack"))
+
+
+def test_wrong_device_clock_is_repaired_and_the_device_ts_kept(service, peer):
+    # The device thinks it is 2001 (dead RTC); the tap was 300 s (monotonic) before the publish.
+    r = rating(1, ts="2001-01-01T00:00:00.000Z", boot="b1", mono=4700.0)
+    sent = {"ts": "2001-01-01T00:05:00.000Z", "boot": "b1", "mono": 5000.0}
+    before = datetime.now(UTC)
+    peer.publish(topics.ratings("store-1", "kiosk-1"), message("kiosk-1", r, sent=sent))
+    wait_for(lambda: peer.on("/kiosk-1/ack"), 10, message="receipt")
+    row = service.store.query("SELECT ts, ts_device, ts_repaired FROM ratings")[0]
+    assert row["ts_device"] == "2001-01-01T00:00:00.000Z" and row["ts_repaired"] == 1
+    fixed = parse_utc(row["ts"])
+    assert before - timedelta(seconds=301) <= fixed <= datetime.now(UTC) - timedelta(seconds=299)
+
+
+def test_status_topic_feeds_device_health_rules(service, peer):
+    status = {"v": 1, "state": "offline", "device": "kiosk-9", "site": "store-2", "location": "exit",
+              "ts": utc_iso(datetime.now(UTC)), "backlog": 12, "oldest_unsent": None, "disk_free_mb": 5000.0}
+    peer.publish(topics.status("store-2", "kiosk-9"), status, retain=True)
+    wait_for(lambda: service.store.statuses(), 10, message="status stored")
+    assert service.tick(datetime.now(UTC) + timedelta(minutes=5)) == []
+    opened = service.tick(datetime.now(UTC) + timedelta(minutes=11))
+    assert [o.alert["kind"] for o in opened] == ["device_offline"]
+    wait_for(lambda: peer.on("/store-2/alerts"), 10, message="offline alert published")
+
+
+def test_resolving_publishes_you_said_we_did_retained(service, peer, broker):
+    peer.publish(topics.ratings("store-1", "kiosk-1"), message("kiosk-1", rating(1, reason="waiting_time")))
+    wait_for(lambda: service.store.count("alerts") == 1, 10, message="alert")
+    alert = service.store.alerts()[0]
+    lifecycle.resolve(service.store, alert["id"], "anna", "one till open at lunch", "We opened a second till",
+                      datetime.now(UTC))
+    service.tick()
+    wait_for(lambda: peer.on("/outcomes/exit"), 10, message="outcomes published")
+    late = Peer(broker.url, subscribe=(topics.outcomes("store-1", "exit"),))  # a kiosk connecting later
+    try:
+        got = wait_for(lambda: late.got, 10, message="retained outcomes")
+        topic, body, retained = got[0]
+        assert retained and body["v"] == 1
+        assert body["items"][0]["text"] == {"en": "You told us about waiting time. We opened a second till."}
+    finally:
+        late.close()
+
+
+def test_two_workers_on_one_shared_subscription_split_the_load_without_duplicates(broker, tmp_path, peer):
+    stores = [CentralStore(tmp_path / "shared.db"), CentralStore(tmp_path / "shared.db")]
+    workers = [start_service(broker.url, s, client_id=f"central-{i}", share_group="central")
+               for i, s in enumerate(stores)]
+    try:
+        msgs = [message(f"kiosk-{i}", rating(1, seq=1, location=f"loc-{i}")) for i in range(30)]
+        for m in msgs + msgs:  # everything twice: a redelivery may land on the other worker
+            peer.publish(topics.ratings("store-1", m["device"]), m)
+        wait_for(lambda: len(peer.on("/ack")) == 60, 20, message="60 receipts")
+        assert all(w.messages > 5 for w in workers), [w.messages for w in workers]
+        assert sum(w.messages for w in workers) == 60
+        assert stores[0].count("ratings") == 30
+        rows = stores[0].query("SELECT rating_id, count(*) AS n FROM alerts GROUP BY rating_id")
+        assert len(rows) == 30 and {r["n"] for r in rows} == {1}
+        assert len([a for a in peer.on("/store-1/alerts") if a["event"] == "opened"]) == 30
+    finally:
+        for w in workers:
+            w.stop()
+        for s in stores:
+            s.close()
