@@ -258,7 +258,7 @@ class SleepScreen(KioskScreen):
         dim = (0.35, 0.35, 0.38, 1)
         box.add_widget(text(flow.t(N_("We are closed")), self.u(30), dim))
         opens = flow.opens_at()
-        box.add_widget(text(flow.t(N_("Welcome back at {time}")).format(time=opens) if opens else "",
+        box.add_widget(text(flow.t(N_("Opens again {time}")).format(time=opens) if opens else "",
                             self.u(20), dim))
         return box
 

@@ -56,6 +56,8 @@ def sample_flow(folder: Path, scale: str = "smiley4") -> KioskFlow:
     config = parse_config(sample_config(folder, scale), str(folder / "device.toml"), folder)
     store = DeviceStore(config.storage.path)
     store.replace_outcomes(SAMPLE_OUTCOMES, SAMPLE_TIME)
+    store.save_agent_status({"connected": True, "backlog": 0, "last_delivery": "2026-11-24T08:59:58.120Z",
+                             "last_error": None, "config_version": 3}, SAMPLE_TIME)
     clock = FakeClock(SAMPLE_TIME)
     flow = KioskFlow(config, store=store, clock=clock)
     flow.tick()

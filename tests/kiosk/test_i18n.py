@@ -29,5 +29,5 @@ def test_every_marked_text_has_a_translation_in_every_catalogue():
 def test_catalogues_compile_and_unknown_languages_fall_back_to_english():
     assert "sv" in available_languages()
     assert translations("sv").gettext("Thank you!") == "Tack!"
-    assert translations("sv").gettext("Welcome back at {time}").format(time="08:00") == "Välkommen tillbaka kl. 08:00"
+    assert translations("sv").gettext("Opens again {time}").format(time="08:00") == "Öppnar igen 08:00"
     assert translations("de").gettext("Thank you!") == "Thank you!"
