@@ -37,8 +37,8 @@ def check_spec(spec: DeviceSpec, timezone: str) -> None:
     try:
         parse_config(data)
     except ConfigError as e:
-        raise InvalidInput(f"device {spec.device_id or ''} at {spec.site}/{spec.location}: {e.key}: "
-                           f"{e.problem}") from None
+        who = f"device {spec.device_id}" if spec.device_id else "new device"
+        raise InvalidInput(f"{who} at {spec.site}/{spec.location}: {e.key}: {e.problem}") from None
 
 
 def _timezone(inventory: Inventory, site: str) -> str:

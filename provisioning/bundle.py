@@ -78,8 +78,17 @@ def device_config(device: Device, url: str, *, tls: bool, client_cert: bool) -> 
     }
 
 
-def issue_bundle(inventory: Inventory, device_id: str, *, reload: bool = True) -> Bundle:
-    """New password (and client certificate) for ``device_id``, recorded in the broker's files, as a bundle."""
+@dataclass(frozen=True)
+class Prepared:
+    """New credentials not yet known to the broker: deliver the bundle first, then :func:`commit_bundle`."""
+
+    bundle: Bundle
+    password_hash: str
+    cert_serial: int | None
+
+
+def prepare_bundle(inventory: Inventory, device_id: str) -> Prepared:
+    """Fresh password (and client certificate) and the files around them; the inventory is not touched yet."""
     d = broker_dir(inventory)
     url = inventory.setting("device_url")
     if url is None:
@@ -97,12 +106,23 @@ def issue_bundle(inventory: Inventory, device_id: str, *, reload: bool = True) -
         if client_cert:
             issued = CertificateAuthority(d.ca_cert, d.ca_key).issue(device_id)
             files[CERT], files[KEY], serial = issued.cert_pem, issued.key_pem, issued.serial
-    device = inventory.set_credentials(device_id, mosquitto_hash(password), serial)
     files[CONFIG] = ("# smileloop device config, written by 'smileloop provision' (docs/PROTOCOL.md)\n"
                      + tomli_w.dumps(device_config(device, url, tls=tls, client_cert=client_cert))).encode()
+    return Prepared(Bundle(device, files), mosquitto_hash(password), serial)
+
+
+def commit_bundle(inventory: Inventory, prepared: Prepared, *, reload: bool = True) -> Bundle:
+    """Make the prepared credentials the device's only ones, and tell the broker (old ones stop working)."""
+    device = inventory.set_credentials(prepared.bundle.device.device_id, prepared.password_hash,
+                                       prepared.cert_serial)
     if reload:
         apply_to_broker(inventory)
-    return Bundle(device, files)
+    return Bundle(device, prepared.bundle.files)
+
+
+def issue_bundle(inventory: Inventory, device_id: str, *, reload: bool = True) -> Bundle:
+    """New credentials for ``device_id``, recorded in the broker's files at once, as a bundle."""
+    return commit_bundle(inventory, prepare_bundle(inventory, device_id), reload=reload)
 
 
 def write_bundle(bundle: Bundle, out: Path) -> list[Path]:
@@ -136,8 +156,17 @@ def board_files(bundle: Bundle, folder: Path) -> list[Path]:
     return paths
 
 
+def mpremote_program() -> str:
+    """mpremote beside this Python (a venv need not be on PATH), else whatever PATH finds."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).parent / "mpremote"
+    return str(beside) if beside.exists() else (shutil.which("mpremote") or "mpremote")
+
+
 def mpremote_command(files: list[Path], port: str, remote_dir: str = BOARD_DIR,
-                     mpremote: str = "mpremote") -> list[str]:
+                     mpremote: str | None = None) -> list[str]:
     """The mpremote command line that copies ``files`` into ``remote_dir`` on the board at ``port``.
 
     One connection: make the folder if missing (``exec``), then ``fs cp`` every file into it.
@@ -145,7 +174,7 @@ def mpremote_command(files: list[Path], port: str, remote_dir: str = BOARD_DIR,
     if not port or any(c.isspace() for c in port):
         raise InvalidInput(f"board port {port!r} must be a serial device such as /dev/ttyACM0 (or 'auto')")
     mkdir = f"import os\ntry:\n os.mkdir({remote_dir!r})\nexcept OSError:\n pass"
-    return [mpremote, "connect", port, "exec", mkdir, "+", "fs", "cp", *[str(f) for f in files],
+    return [mpremote or mpremote_program(), "connect", port, "exec", mkdir, "+", "fs", "cp", *[str(f) for f in files],
             f":{remote_dir}/"]
 
 

@@ -21,7 +21,7 @@ import click
 
 from provisioning import bulk
 from provisioning.broker import BrokerDir, apply_to_broker, broker_dir, default_run_as, write_broker_config
-from provisioning.bundle import Bundle, copy_to_board, issue_bundle, write_bundle
+from provisioning.bundle import Bundle, commit_bundle, copy_to_board, prepare_bundle, write_bundle
 from provisioning.claims import DEFAULT_TTL, ClaimCode, ClaimResponder, EnrolProfile, create_claim, qr_file, qr_text
 from provisioning.claims import claim as fetch_claim
 from provisioning.errors import InvalidInput
@@ -207,16 +207,21 @@ def device() -> None:
     """
 
 
-def _deliver(inventory: Inventory, bundle: Bundle, out: Path | None, board: str | None, dry_run: bool,
-             show_secret: bool) -> dict[str, Any]:
-    data = bundle.as_dict(show_secret=show_secret)
+def _deliver(inventory: Inventory, device_id: str, out: Path | None, board: str | None, dry_run: bool,
+             show_secret: bool) -> tuple[Bundle, dict[str, Any]]:
+    """Deliver new credentials first and only then make them the device's own: a failed copy loses nothing."""
+    prepared = prepare_bundle(inventory, device_id)
+    data: dict[str, Any] = {}
     if out is not None:
         data["out"] = str(out)
-        data["written"] = [str(p) for p in write_bundle(bundle, out)]
+        data["written"] = [str(p) for p in write_bundle(prepared.bundle, out)]
     if board is not None:
-        data["board_command"] = copy_to_board(bundle, board, dry_run=dry_run)
+        data["board_command"] = copy_to_board(prepared.bundle, board, dry_run=dry_run)
         data["board_copied"] = not dry_run
-    return data
+        if dry_run and out is None:
+            return prepared.bundle, {**prepared.bundle.as_dict(), **data}  # nothing delivered: nothing changes
+    bundle = commit_bundle(inventory, prepared)
+    return bundle, {**bundle.as_dict(show_secret=show_secret), **data}
 
 
 def _bundle_text(device: Device, data: dict[str, Any], show_secret: bool) -> str:
@@ -244,7 +249,8 @@ delivery_options = [
                  help="Write the bundle into this folder (or an SD card)."),
     click.option("--board", metavar="PORT", help="Copy the bundle to a MicroPython board with mpremote (e.g. "
                  "/dev/ttyACM0)."),
-    click.option("--dry-run", is_flag=True, help="With --board: print the mpremote command, do not run it."),
+    click.option("--dry-run", is_flag=True, help="With --board: print the mpremote command, do not run it "
+                 "(credentials stay as they were)."),
 ]
 
 
@@ -299,8 +305,7 @@ def device_new(inventory: Inventory, site_id: str, location_id: str, device_id: 
         emit(as_json, {"device": dev.as_dict(), "claim_code": code.code, "expires_at": code.expires_at.isoformat()},
              _claim_text(code, qr=True))
         return
-    bundle = issue_bundle(inventory, dev.device_id)
-    data = _deliver(inventory, bundle, out, board, dry_run, show_secret)
+    bundle, data = _deliver(inventory, dev.device_id, out, board, dry_run, show_secret)
     emit(as_json, data, _bundle_text(bundle.device, data, show_secret))
 
 
@@ -381,8 +386,7 @@ def device_rotate(inventory: Inventory, device_id: str, out: Path | None, board:
     """
     if not (out or board):
         raise click.UsageError("say where the new credentials go: --out DIR or --board PORT")
-    bundle = issue_bundle(inventory, device_id)
-    data = _deliver(inventory, bundle, out, board, dry_run, show_secret)
+    bundle, data = _deliver(inventory, device_id, out, board, dry_run, show_secret)
     emit(as_json, data, _bundle_text(bundle.device, data, show_secret))
 
 
