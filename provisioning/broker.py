@@ -130,6 +130,14 @@ def write_broker_config(inventory: Inventory, out: Path, port: int, *, bind: str
     d = BrokerDir(out.resolve())
     d.root.mkdir(parents=True, exist_ok=True)
     d.data.mkdir(exist_ok=True)
+    if run_as and run_as != "root" and os.geteuid() == 0:
+        import pwd
+
+        try:
+            entry = pwd.getpwnam(run_as)
+        except KeyError:
+            raise InvalidInput(f"--run-as {run_as!r}: no such user on this machine") from None
+        os.chown(d.data, entry.pw_uid, entry.pw_gid)  # the broker writes its persistence file here
     written: list[Path] = []
     if not (d.ca_cert.exists() and d.ca_key.exists()):
         CertificateAuthority.create(d.root)

@@ -207,3 +207,19 @@ def test_tls_with_generated_certificates_and_a_wrong_ca_fails(setup: Setup) -> N
     except (ssl.SSLError, OSError):
         accepted = False
     assert not accepted, "a client certificate from another CA was accepted"
+
+
+def test_last_seen_comes_from_retained_status(setup: Setup) -> None:
+    from provisioning.cli import _staff_settings
+    from provisioning.status import refresh_last_seen
+
+    setup.new_device("kiosk-seen")
+    a = device_client(setup, "kiosk-seen")
+    try:
+        ts = "2026-11-24T09:15:02.113Z"
+        a.publish(topics.status("store-1", "kiosk-seen"), {"v": 1, "state": "online", "ts": ts}, retain=True)
+    finally:
+        a.close()
+    assert refresh_last_seen(setup.inventory, _staff_settings(setup.inventory, None), quiet=0.3) >= 1
+    dev = setup.inventory.device("kiosk-seen")
+    assert (dev.last_seen, dev.last_state) == (ts, "online")

@@ -1,0 +1,104 @@
+"""Password hashes in Mosquitto's format, secret files, and the inventory's rules for claim codes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from device.clock import FakeClock
+from provisioning.acl import render_acl
+from provisioning.credentials import mosquitto_hash, new_password, verify_mosquitto_hash, write_secret
+from provisioning.errors import ClaimRefused, InvalidInput
+from provisioning.inventory import DeviceSpec, Inventory
+
+
+def test_hash_has_mosquittos_format_and_verifies() -> None:
+    password = new_password()
+    hashed = mosquitto_hash(password)
+    _, seven, iterations, salt, digest = hashed.split("$")
+    assert (seven, iterations, len(salt), len(digest)) == ("7", "101", 16, 88)  # 12-byte salt, 64-byte hash
+    assert verify_mosquitto_hash(password, hashed)
+    assert not verify_mosquitto_hash(password + "x", hashed)
+    with pytest.raises(InvalidInput):
+        verify_mosquitto_hash(password, "$1$nope")
+
+
+def test_mosquitto_passwd_and_we_agree(tmp_path: Path) -> None:
+    """A file written by mosquitto_passwd verifies with our code: the same algorithm and encoding."""
+    tool = shutil.which("mosquitto_passwd")
+    if tool is None:
+        pytest.skip("mosquitto_passwd is not installed (the broker tests still prove the format)")
+    path = tmp_path / "pw"
+    subprocess.run([tool, "-c", "-b", str(path), "kiosk-1", "s3cret pass"], check=True, capture_output=True)
+    user, hashed = path.read_text().strip().split(":", 1)
+    assert user == "kiosk-1" and verify_mosquitto_hash("s3cret pass", hashed)
+    assert not verify_mosquitto_hash("s3cret", hashed)
+
+
+def test_secret_files_are_0600_and_written_whole(tmp_path: Path) -> None:
+    path = write_secret(tmp_path / "sub" / "password", "one\n")
+    write_secret(path, "two\n")
+    assert path.read_text() == "two\n" and path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["password"]  # no temporary file left behind
+
+
+@pytest.fixture
+def inventory(tmp_path: Path) -> Inventory:
+    inv = Inventory(tmp_path / "inv.db", clock=FakeClock())
+    inv.add_site("s1")
+    inv.add_location("s1", "door")
+    inv.create_device(DeviceSpec(site="s1", location="door", device_id="k1"))
+    return inv
+
+
+def test_claim_code_is_used_once_even_when_two_kiosks_race(inventory: Inventory) -> None:
+    inventory.add_claim("a" * 32, "k1", timedelta(hours=1))
+    winners: list[str] = []
+    losers: list[str] = []
+    clones = [Inventory(inventory.path, clock=inventory.clock) for _ in range(4)]
+
+    def go(inv: Inventory) -> None:
+        try:
+            winners.append(inv.redeem_claim("a" * 32))
+        except ClaimRefused as e:
+            losers.append(str(e))
+
+    threads = [threading.Thread(target=go, args=(inv,)) for inv in clones]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert winners == ["k1"] and len(losers) == 3 and all("already used" in m for m in losers)
+
+
+def test_claim_code_expires_on_the_injected_clock(inventory: Inventory) -> None:
+    inventory.add_claim("b" * 32, "k1", timedelta(hours=1))
+    assert isinstance(inventory.clock, FakeClock)
+    inventory.clock.advance(3601)
+    with pytest.raises(ClaimRefused, match="expired"):
+        inventory.redeem_claim("b" * 32)
+
+
+def test_revoking_spends_open_claims_and_drops_the_acl_block(inventory: Inventory) -> None:
+    inventory.add_claim("c" * 32, "k1", timedelta(hours=1))
+    inventory.set_credentials("k1", mosquitto_hash("pw"), None)
+    assert "user k1\n" in render_acl({}, inventory.devices())
+    inventory.revoke("k1")
+    with pytest.raises(ClaimRefused):
+        inventory.redeem_claim("c" * 32)
+    assert "k1" not in render_acl({}, inventory.devices()) and inventory.device_hashes() == {}
+    with pytest.raises(InvalidInput, match="revoked"):
+        inventory.set_credentials("k1", mosquitto_hash("pw"), None)
+
+
+def test_acl_names_exactly_the_devices_own_topics(inventory: Inventory) -> None:
+    inventory.set_credentials("k1", mosquitto_hash("pw"), None)
+    block = render_acl({}, inventory.devices()).split("user k1\n")[1].strip().splitlines()
+    assert block == ["topic write smileloop/v1/s1/k1/ratings", "topic write smileloop/v1/s1/k1/status",
+                     "topic read smileloop/v1/s1/k1/ack", "topic read smileloop/v1/s1/k1/config",
+                     "topic read smileloop/v1/s1/outcomes/door"]
