@@ -132,11 +132,11 @@ class CentralService:
 
     # --- MQTT ---------------------------------------------------------------------------------
     def _on_connect(self, client: mqtt.Client) -> None:
-        client.subscribe(self.subscription, qos=1)
+        # Ready once the broker has confirmed the subscriptions (SUBACK), not when they are sent.
+        client.on_subscribe = lambda *_: self._ready.set()
         # Status is retained, and brokers do not send retained messages to shared subscriptions: every worker
         # reads every status (storing it is idempotent; alerts stay unique through the store).
-        client.subscribe(topics.ALL_STATUS, qos=1)
-        self._ready.set()
+        client.subscribe([(self.subscription, 1), (topics.ALL_STATUS, 1)])
 
     def _on_message(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         try:

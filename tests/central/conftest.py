@@ -93,11 +93,12 @@ def book() -> RuleBook:
 
 
 def rating(value: int = 1, *, ts: datetime, location: str = "exit", scale: str = "smiley4", seq: int = 1,
-           reason: str | None = None, comment: str | None = None, flags: tuple[str, ...] = (), contact: str | None = None,
+           reason: str | None = None, comment: str | None = None, flags: tuple[str, ...] = (),
+           contact: str | None = None,
            rid: str | None = None, rev: int = 0, boot: str | None = None, mono: float | None = None) -> IncomingRating:
     return IncomingRating(id=rid or str(uuid.uuid4()), seq=seq, ts=ts, scale=scale, value=value,
-                          sentiment=get_scale(scale).sentiment(value), location=location, reason=reason, comment=comment,
-                          contact=contact, flags=flags, boot_id=boot, mono=mono, rev=rev)
+                          sentiment=get_scale(scale).sentiment(value), location=location, reason=reason,
+                          comment=comment, contact=contact, flags=flags, boot_id=boot, mono=mono, rev=rev)
 
 
 class Receiver:

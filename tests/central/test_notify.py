@@ -111,7 +111,7 @@ def test_kudos_go_only_to_contacts_who_want_them(store, clock, receiver):
                            group_key="store-1/exit/2026-11-24")
     opened = store.open_alert(cand, clock.now())
     assert d.queue(opened.alert, clock.now()) == 0
-    title, body = alert_text(opened.alert)
+    _title, body = alert_text(opened.alert)
     assert body.endswith("Well done, team!")
 
 

@@ -166,7 +166,7 @@ def test_resolving_publishes_you_said_we_did_retained(service, peer, broker):
     late = Peer(broker.url, subscribe=(topics.outcomes("store-1", "exit"),))  # a kiosk connecting later
     try:
         got = wait_for(lambda: late.got, 10, message="retained outcomes")
-        topic, body, retained = got[0]
+        _topic, body, retained = got[0]
         assert retained and body["v"] == 1
         assert body["items"][0]["text"] == {"en": "You told us about waiting time. We opened a second till."}
     finally:

@@ -47,7 +47,7 @@ def test_lifecycle_with_audit_and_outcome(any_store, clock):
     assert (acked["state"], acked["acked_by"]) == ("acknowledged", "anna")
     with pytest.raises(InvalidTransition, match="is acknowledged by anna"):
         lifecycle.acknowledge(any_store, alert_id, "bob", clock.now())
-    with pytest.raises(InvalidTransition, match="root cause .* and the action"):
+    with pytest.raises(InvalidTransition, match=r"root cause .* and the action"):
         lifecycle.resolve(any_store, alert_id, "anna", "queue", "  ", clock.now())
     clock.advance(600)
     done = lifecycle.resolve(any_store, alert_id, "anna", "one till open", "opened a second till", clock.now(),
@@ -63,7 +63,8 @@ def test_lifecycle_with_audit_and_outcome(any_store, clock):
     trail = [(a["actor"], a["action"], a["from_state"], a["to_state"]) for a in any_store.audit_trail(alert_id)]
     assert trail == [("central", "opened", None, "open"), ("anna", "acknowledged", "open", "acknowledged"),
                      ("anna", "resolved", "acknowledged", "resolved"), ("cx-team", "reopened", "resolved", "open")]
-    assert any_store.audit_trail(alert_id)[2]["note"] == {"root_cause": "one till open", "action": "opened a second till"}
+    assert any_store.audit_trail(alert_id)[2]["note"] == {"root_cause": "one till open",
+                                                          "action": "opened a second till"}
     with pytest.raises(AlertNotFound):
         any_store.alert("ffffffff")
     with pytest.raises(InvalidTransition, match="--by"):

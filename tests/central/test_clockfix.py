@@ -1,0 +1,34 @@
+"""Clock repair from the monotonic stamps of the same boot."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from central.clockfix import repair, repaired_ts
+from central.ingest import SentStamp
+from tests.central.conftest import rating
+
+RECEIVED = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
+def test_a_wrong_device_clock_is_repaired_and_the_original_kept():
+    r = rating(1, ts=datetime(2001, 1, 1, tzinfo=UTC), boot="b1", mono=100.0)
+    [fixed] = repair([r], SentStamp(ts=datetime(2001, 1, 1, 0, 10, tzinfo=UTC), boot="b1", mono=700.0), RECEIVED)
+    assert fixed.ts == RECEIVED - timedelta(seconds=600)
+    assert fixed.ts_device == datetime(2001, 1, 1, tzinfo=UTC)
+
+
+def test_a_right_clock_is_left_alone_within_the_threshold():
+    tap = RECEIVED - timedelta(seconds=600)
+    r = rating(1, ts=tap + timedelta(seconds=90), boot="b1", mono=100.0)  # 90 s off: network noise or drift
+    [same] = repair([r], SentStamp(ts=None, boot="b1", mono=700.0), RECEIVED)
+    assert same.ts == r.ts and same.ts_device is None
+
+
+def test_no_repair_across_boots_or_without_stamps():
+    r = rating(1, ts=datetime(2001, 1, 1, tzinfo=UTC), boot="b0", mono=100.0)
+    assert repaired_ts(r, SentStamp(ts=None, boot="b1", mono=700.0), RECEIVED) is None
+    assert repaired_ts(r, None, RECEIVED) is None
+    assert repaired_ts(rating(1, ts=RECEIVED), SentStamp(ts=None, boot="b1", mono=7.0), RECEIVED) is None
+    later = rating(1, ts=RECEIVED, boot="b1", mono=800.0)  # a tap "after" the publish: a broken stamp
+    assert repaired_ts(later, SentStamp(ts=None, boot="b1", mono=700.0), RECEIVED) is None
