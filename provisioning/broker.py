@@ -66,7 +66,7 @@ class BrokerDir:
 
     @property
     def pid(self) -> Path:
-        return self.root / "mosquitto.pid"
+        return self.data / "mosquitto.pid"  # the broker writes it after dropping to its user, who owns data/
 
     @property
     def data(self) -> Path:
