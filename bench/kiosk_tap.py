@@ -30,11 +30,10 @@ def _setup(workdir: Path) -> Any:
     from kiosk_ui.window import configure_kivy
 
     configure_kivy(fullscreen=False, size=(800, 480))
+    from device.config import load_config
     from kiosk_ui.app import KioskApp
     from kiosk_ui.flow import KioskFlow, Timings
     from kiosk_ui.shots import sample_config, start_headless
-
-    from device.config import load_config
 
     workdir.mkdir(parents=True, exist_ok=True)
     data = sample_config(workdir)
@@ -94,7 +93,6 @@ def _baseline(app: Any) -> float:
 
 def measure(workdir: Path, taps: int = 100) -> dict[str, Any]:
     from bench.stats import summary
-
     from kiosk_ui.shots import pump
 
     app = _setup(workdir)

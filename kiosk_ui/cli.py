@@ -24,8 +24,10 @@ def _size(value: str) -> tuple[int, int]:
               help="Device config TOML (env SMILELOOP_CONFIG).")
 @click.option("--windowed", is_flag=True, help="A window instead of full screen (for trying it on a desktop).")
 @click.option("--size", default="800x480", show_default=True, help="Window size when --windowed.")
+@click.option("--backlight", type=click.Path(file_okay=False, path_type=Path),
+              help="Backlight device to dim outside opening hours, e.g. /sys/class/backlight/10-0045.")
 @click.pass_context
-def kiosk(ctx: click.Context, config_path: Path | None, windowed: bool, size: str) -> None:
+def kiosk(ctx: click.Context, config_path: Path | None, windowed: bool, size: str, backlight: Path | None) -> None:
     """Run the touchscreen kiosk, full screen, until staff close it from staff mode.
 
     Taps are stored through the device Recorder; run `smileloop sync` beside it to deliver them.
@@ -40,7 +42,7 @@ def kiosk(ctx: click.Context, config_path: Path | None, windowed: bool, size: st
         raise click.UsageError("--config is required (or set SMILELOOP_CONFIG)")
     from kiosk_ui.window import run_kiosk
 
-    run_kiosk(config_path, fullscreen=not windowed, size=_size(size))
+    run_kiosk(config_path, fullscreen=not windowed, size=_size(size), backlight=backlight)
 
 
 @kiosk.command("hash-pin")
@@ -51,7 +53,7 @@ def hash_pin_command(pin: str) -> None:
 
     \b
     Example:
-        smileloop kiosk hash-pin >> /etc/smileloop/device.toml   # then move the line under [staff]
+        smileloop kiosk hash-pin      # paste the printed line under [staff] in device.toml
     """
     click.echo(f'pin_hash = "{hash_pin(pin)}"')
 

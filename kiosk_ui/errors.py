@@ -11,3 +11,7 @@ class PinError(KioskError, ValueError):
 
 class DisplayError(KioskError, RuntimeError):
     """The kiosk cannot open its window (no display, no GL)."""
+
+
+class BacklightError(KioskError, ValueError):
+    """A backlight path or setting that cannot be used."""

@@ -40,9 +40,12 @@ def configure_kivy(*, fullscreen: bool, size: tuple[int, int] = (800, 480), home
 
 
 def run_kiosk(config_path: Path, *, fullscreen: bool = True, size: tuple[int, int] = (800, 480),
-              clock: Clock | None = None) -> None:
+              backlight: Path | None = None, clock: Clock | None = None) -> None:
     """Load the config, open the store and run the app until staff close it."""
     config = load_config(config_path)  # a bad file stops here with a clear ConfigError, before any window
+    from kiosk_ui.backlight import Backlight, NoBacklight, SysfsBacklight
+
+    light: Backlight = SysfsBacklight(backlight) if backlight else NoBacklight()
     configure_kivy(fullscreen=fullscreen, size=size)
     from kivy.base import ExceptionHandler, ExceptionManager
 
@@ -60,6 +63,9 @@ def run_kiosk(config_path: Path, *, fullscreen: bool = True, size: tuple[int, in
 
     ExceptionManager.add_handler(_LogAndGoOn())
     flow = KioskFlow(config, clock=clock, config_path=Path(config_path))
+    from kiosk_ui.backlight import follow
+
+    follow(flow, light)
     log.info("kiosk %s starting at %s / %s (config version %s)", config.device_id, config.site,
              config.location, config.version)
     KioskApp(flow).run()

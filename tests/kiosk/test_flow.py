@@ -158,3 +158,31 @@ def test_pin_hashes_are_salted_and_malformed_ones_are_named():
         hash_pin("24a8")
     with pytest.raises(PinError, match="smileloop kiosk hash-pin"):
         verify_pin("2468", "2468")
+
+
+def test_the_backlight_dims_while_asleep_and_a_broken_one_never_stops_the_kiosk(make_device, tmp_path, caplog):
+    from datetime import UTC, datetime
+
+    from kiosk_ui.backlight import BacklightError, SysfsBacklight, follow
+
+    sysfs = tmp_path / "backlight"
+    sysfs.mkdir()
+    (sysfs / "max_brightness").write_text("255\n")
+    (sysfs / "brightness").write_text("0\n")
+    d = make_device()
+    follow(d.flow, SysfsBacklight(sysfs, dim=0.1))
+    assert (sysfs / "brightness").read_text() == "255\n"
+    d.clock.set_wall(datetime(2026, 11, 24, 22, 0, tzinfo=UTC))
+    d.clock.advance(1)
+    d.flow.tick()
+    assert d.flow.step is Step.SLEEP and (sysfs / "brightness").read_text() == "26\n"
+    (sysfs / "brightness").unlink()
+    (sysfs / "brightness").mkdir()  # now unwritable
+    d.clock.set_wall(datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
+    with caplog.at_level(logging.WARNING):
+        d.clock.advance(1)
+        d.flow.tick()
+    assert d.flow.step is Step.RATING
+    assert any("cannot set the backlight" in r.getMessage() for r in caplog.records)
+    with pytest.raises(BacklightError, match="not a backlight device"):
+        SysfsBacklight(tmp_path)
