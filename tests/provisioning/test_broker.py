@@ -223,3 +223,27 @@ def test_last_seen_comes_from_retained_status(setup: Setup) -> None:
     assert refresh_last_seen(setup.inventory, _staff_settings(setup.inventory, None), quiet=0.3) >= 1
     dev = setup.inventory.device("kiosk-seen")
     assert (dev.last_seen, dev.last_state) == (ts, "online")
+
+
+def test_replaced_certificate_is_refused_after_rotation(setup: Setup) -> None:
+    """The old client certificate goes on the CRL the broker reloads: even with the new password it is refused."""
+    bundle = setup.new_device("kiosk-crl")
+    old_cert, old_key = (bundle / "client.pem").read_bytes(), (bundle / "client.key").read_bytes()
+    write_bundle(issue_bundle(setup.inventory, "kiosk-crl"), bundle)
+    (setup.root / "old.pem").write_bytes(old_cert)
+    (setup.root / "old.key").write_bytes(old_key)
+    password = (bundle / "password").read_text().strip()
+    fresh = {"ca_certs": str(bundle / "ca.pem"), "certfile": str(bundle / "client.pem"),
+             "keyfile": str(bundle / "client.key")}
+    stale = {**fresh, "certfile": str(setup.root / "old.pem"), "keyfile": str(setup.root / "old.key")}
+
+    def accepted(tls: dict[str, str]) -> bool:
+        try:
+            c = connect_v5(setup.tls_port, "kiosk-crl", password, tls=tls, timeout=2)
+        except (ssl.SSLError, OSError):
+            return False
+        c.close()
+        return bool(c.connect_rc) and not c.connect_rc[0].is_failure
+
+    wait_for(lambda: accepted(fresh), 5, interval=0.1, message="the new certificate to be accepted")
+    assert not accepted(stale)
