@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]{2,}$")
 PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{5,19}$")
 STAFF_TEST_COMMENT = "staff test tap"
+MAX_CHIPS = 6  # more reasons than this is too many questions, and too small to tap
 # Below this the next write will fail anyway: say so before a visitor is thanked for nothing.
 MIN_FREE_MB = 1.0
 
@@ -118,6 +119,7 @@ class KioskFlow:
         except StoreError as e:
             self._fail(e)
         else:
+            self._warn_config(config)
             self._settle()
 
     # --- what the screens read ----------------------------------------------------------------
@@ -137,12 +139,13 @@ class KioskFlow:
         return self.t(N_("How was your visit today?")) if SOURCE_LANGUAGE not in q else q[SOURCE_LANGUAGE]
 
     def reasons(self) -> tuple[str, ...]:
+        """The chips for this visitor's tap: at most :data:`MAX_CHIPS`, in the configured order."""
         if self.rating is None:
             return ()
         if self.rating.sentiment == "negative":
-            return self.config.survey.reasons_negative
+            return self.config.survey.reasons_negative[:MAX_CHIPS]
         if self.rating.sentiment == "positive":
-            return self.config.survey.reasons_positive
+            return self.config.survey.reasons_positive[:MAX_CHIPS]
         return ()
 
     def outcome_text(self) -> str | None:
@@ -445,8 +448,17 @@ class KioskFlow:
             self._fail(e)
             return
         log.info("config version %s in force", new.version)
+        self._warn_config(new)
         self.lang = self.default_language
         self._changed("config")
+
+    @staticmethod
+    def _warn_config(config: DeviceConfig) -> None:
+        for key in ("reasons_negative", "reasons_positive"):
+            reasons = getattr(config.survey, key)
+            if len(reasons) > MAX_CHIPS:
+                log.warning("survey.%s has %d reasons; the kiosk shows the first %d: %s", key, len(reasons),
+                            MAX_CHIPS, ", ".join(reasons[:MAX_CHIPS]))
 
     def _amend(self, **fields: str) -> bool:
         assert self.recorder is not None and self.rating is not None

@@ -6,7 +6,9 @@ Kivy allows one Window per process, so the app is session-scoped and each test h
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +21,9 @@ import tomli_w
 
 # Before anything imports Kivy: offscreen GL, a private Kivy home, quiet logs, the kiosk's size.
 os.environ["SDL_VIDEODRIVER"] = "offscreen"
-os.environ.setdefault("KIVY_HOME", tempfile.mkdtemp(prefix="kivy-home-"))
+if "KIVY_HOME" not in os.environ:
+    os.environ["KIVY_HOME"] = tempfile.mkdtemp(prefix="kivy-home-")
+    atexit.register(shutil.rmtree, os.environ["KIVY_HOME"], ignore_errors=True)
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_FILELOG", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")

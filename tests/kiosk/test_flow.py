@@ -186,3 +186,23 @@ def test_the_backlight_dims_while_asleep_and_a_broken_one_never_stops_the_kiosk(
     assert any("cannot set the backlight" in r.getMessage() for r in caplog.records)
     with pytest.raises(BacklightError, match="not a backlight device"):
         SysfsBacklight(tmp_path)
+
+
+def test_staff_can_close_the_kiosk_but_a_visitor_cannot(make_device):
+    d = make_device(reasons_negative=["a", "b", "c", "d", "e", "f", "g", "h"])
+    flow = d.flow
+    heard: list[str] = []
+    flow.listeners.append(heard.append)
+    flow.request_exit()
+    assert not flow.exit_requested and "exit" not in heard, "only from staff mode"
+    flow.tap(1)
+    assert flow.reasons() == ("a", "b", "c", "d", "e", "f"), "at most six chips"
+    flow.skip()
+    flow.reset()
+    for _ in range(5):
+        flow.corner_tap()
+    for digit in SAMPLE_PIN:
+        flow.pin_key(digit)
+    flow.pin_submit()
+    flow.request_exit()
+    assert flow.exit_requested and heard[-1] == "exit"

@@ -10,7 +10,7 @@ from kiosk_ui.shots import SAMPLE_OUTCOMES, SAMPLE_TIME, pump, screenshot, visib
 def test_every_screen_renders_with_its_texts_in_both_languages(kiosk, tmp_path):
     k = kiosk()
     k.device.store.replace_outcomes(SAMPLE_OUTCOMES, SAMPLE_TIME)
-    k.tick(1)
+    k.wait(lambda: k.flow.outcome_text(), "the outcomes read from the store")
     seen = set()
     for lang in ("en", "sv"):
         for shot in walk(k.flow, lang):
