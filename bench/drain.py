@@ -163,10 +163,41 @@ def run(workdir: Path, *, ratings: int, repeats: int, naive_max_s: float = 5.0) 
         "drain_rps": median([r["drain_rps"] for r in rows]), "raw_rps": median([r["raw_rps"] for r in rows]),
         "naive_rps": median([r["naive_rps"] for r in rows]),
         "vs_raw": vs_raw, "vs_naive": vs_naive,
-        "lost": max(ratings - r["distinct"] for r in rows), "duplicated": max(r["stored"] - r["distinct"] for r in rows),
+        "lost": max(ratings - r["distinct"] for r in rows),
+        "duplicated": max(r["stored"] - r["distinct"] for r in rows),
         "central_cpu_pct": median([r["central_cpu_pct"] for r in rows]),
         "broker_cpu_pct": median([r["broker_cpu_pct"] for r in rows]),
         "target": f"≥ {TARGET_VS_RAW}× raw batches and ≥ {TARGET_VS_NAIVE:g}× naive",
         "met": vs_raw >= TARGET_VS_RAW and vs_naive >= TARGET_VS_NAIVE,
         "repeats_detail": rows,
     }
+
+
+def profile(workdir: Path, *, ratings: int) -> dict[str, str]:
+    """Where a drain's time goes: the sync agent (in this process) and central (its own process), profiled."""
+    from bench.profiles import top
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    template = workdir / "backlog.db"
+    prefill(template, harness.device_config(workdir / "prefill", "mqtt://127.0.0.1:1", **SYNC), ratings)
+    central_prof = workdir / "central.prof"
+    with harness.broker(workdir / "broker") as b:
+        central = harness.CentralProcess(b.url, workdir / "central.db", profile=central_prof)
+        try:
+            harness.probe_central(b.url)
+            config = harness.device_config(workdir / "device", b.url, device_id="kiosk-profile", **SYNC)
+            shutil.copy(template, config.storage.path)
+            store = DeviceStore(config.storage.path, synchronous="NORMAL")
+            agent = SyncAgent(config, store)
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
+            try:
+                agent.drain(timeout=max(120.0, ratings / 200))
+            finally:
+                prof.disable()
+                store.close()
+        finally:
+            central.stop()
+    return {"sync_agent": top(prof), "central": top(central_prof) if central_prof.exists() else "(no profile written)"}

@@ -31,7 +31,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench import harness
-from bench.stats import median, ratios
+from bench.stats import median, quantiles, ratios
 from smileloop import topics
 from smileloop.mqtt import Backoff
 
@@ -156,7 +156,9 @@ class Fleet:
     """All simulated devices on one asyncio loop via paho's external-loop socket callbacks."""
 
     def __init__(self, broker_url: str, devices: int, backlog: int, *, batch_size: int = 100,
-                 max_inflight: int = 20, ack_timeout: float = 60.0, seed: int = 7, prefix: str = "sim") -> None:
+                 max_inflight: int = 20, ack_timeout: float = 60.0, seed: int = 7, prefix: str = "sim",
+                 broker_pid: int | None = None) -> None:
+        self.broker_pid = broker_pid
         self.host, self.port = harness._host_port(broker_url)
         self.batch_size = batch_size
         self.max_inflight = max_inflight
@@ -225,6 +227,7 @@ class Fleet:
         except TimeoutError:
             timed_out = True
         t1 = time.perf_counter()
+        broker_rss = harness.rss_mb(self.broker_pid) if self.broker_pid else float("nan")  # all still connected
         self.stopping = True
         misc.cancel()
         for d in self.devices:
@@ -237,7 +240,7 @@ class Fleet:
             "all_connected_s": connected[-1] if len(connected) == len(self.devices) else None,
             "connected": len(connected), "connect_errors": self.connect_errors, "reconnects": self.reconnects,
             "resent": sum(d.resent for d in self.devices),
-            "done_curve_s": [round(t - t0, 3) for t in self.done_at],
+            "done_curve_s": quantiles([t - t0 for t in self.done_at]), "broker_rss_mb": broker_rss,
         }
 
     def run(self, timeout: float) -> dict[str, Any]:
@@ -274,12 +277,14 @@ def _scenario(workdir: Path, *, devices: int, backlog: int, workers: int, timeou
             for k in range(workers):  # one after the other: the first creates the schema
                 centrals.append(harness.CentralProcess(b.url, db, client_id=f"central-{k}", share_group=group))
                 harness.probe_central(b.url)
-            fleet = Fleet(b.url, devices, backlog, prefix=prefix)
+            fleet = Fleet(b.url, devices, backlog, prefix=prefix, broker_pid=b.proc.pid if b.proc else None)
             pids = {f"central{k}": c.pid for k, c in enumerate(centrals)}
             pids["broker"] = b.proc.pid if b.proc else 0
             pids["fleet"] = os.getpid()
+            rss0 = harness.rss_mb(pids["broker"])
             meter = harness.CpuMeter(pids).start()
             result = fleet.run(timeout)
+            result["broker_kb_per_device"] = (result["broker_rss_mb"] - rss0) * 1024 / devices
             cpu = meter.stop()
         finally:
             for c in centrals:
@@ -313,11 +318,13 @@ def run(workdir: Path, *, devices: int, backlog: int, repeats: int, timeout: flo
             rows[k][rep].pop("done_curve_s") if rep < repeats - 1 else None
     out: dict[str, Any] = {"what": "fleet reconnecting at once with offline backlogs", "devices": devices,
                            "backlog_per_device": backlog, "ratings": total, "repeats": repeats,
-                           "nofile_limit": limit, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                           "nofile_limit": limit,
+                           "fleet_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     for k, rs in rows.items():
         out[k] = {key: median([r[key] for r in rs]) for key in (
             "drain_s", "ratings_per_s", "central_cpu_pct", "broker_cpu_pct", "fleet_cpu_pct",
-            "central_cpu_us_per_rating", "broker_cpu_us_per_rating")}
+            "central_cpu_us_per_rating", "broker_cpu_us_per_rating", "broker_rss_mb",
+            "broker_kb_per_device")}
         out[k]["all_connected_s"] = median([r["all_connected_s"] or float("nan") for r in rs])
         out[k]["lost"] = max(r["lost"] for r in rs)
         out[k]["duplicated"] = max(r["duplicated"] for r in rs)

@@ -115,11 +115,12 @@ class CentralProcess:
     """``python -m smileloop central`` on a private broker; ``ready()`` proves it stores and receipts."""
 
     def __init__(self, broker_url: str, db: Path, *, client_id: str | None = None, share_group: str | None = None,
-                 notify: Sequence[str] = (), log: Path | None = None) -> None:
+                 notify: Sequence[str] = (), log: Path | None = None, profile: Path | None = None) -> None:
         self.broker_url = broker_url
         self.db = db
         self.client_id = client_id or f"central-{uuid.uuid4().hex[:8]}"
-        cmd = [sys.executable, "-m", "smileloop", "central", "--broker", broker_url, "--db", str(db),
+        prof = ["-m", "cProfile", "-o", str(profile)] if profile else []  # written when central exits on SIGTERM
+        cmd = [sys.executable, *prof, "-m", "smileloop", "central", "--broker", broker_url, "--db", str(db),
                "--client-id", self.client_id]
         if share_group:
             cmd += ["--share-group", share_group]

@@ -127,6 +127,8 @@ def run(workdir: Path, *, messages: int, batch: int = 100, repeats: int = 3) -> 
     raw = RawSqlite(workdir / "raw.db")
     try:
         out["sqlite"] = _backend("sqlite", store, raw, messages=messages, batch=batch, repeats=repeats)
+        # live traffic: one rating per message, so the per-message cost (parse, fsync, receipt) shows
+        out["sqlite_single"] = _backend("sqlite1", store, raw, messages=messages * 5, batch=1, repeats=repeats)
     finally:
         raw.close()
         store.close()
@@ -148,6 +150,8 @@ def run(workdir: Path, *, messages: int, batch: int = 100, repeats: int = 3) -> 
             return out
         try:
             out["postgres"] = _backend("pg", pg_store, raw_pg, messages=messages, batch=batch, repeats=repeats)
+            out["postgres_single"] = _backend("pg1", pg_store, raw_pg, messages=messages * 5, batch=1,
+                                              repeats=repeats)
         finally:
             drop = getattr(pg_store, "drop", None)
             if callable(drop):

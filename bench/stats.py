@@ -45,3 +45,10 @@ def rounded(obj: Any, digits: int = 4) -> Any:
     if isinstance(obj, list | tuple):
         return [rounded(v, digits) for v in obj]
     return obj
+
+
+def quantiles(values: Sequence[float], points: int = 101) -> list[float]:
+    """``points`` evenly spaced quantiles (0…100 %): a distribution small enough to keep in the results JSON."""
+    if not values:
+        return []
+    return [percentile(values, 100 * i / (points - 1)) for i in range(points)]

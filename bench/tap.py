@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import harness
-from bench.stats import median, ratios, summary
+from bench.stats import median, quantiles, ratios, summary
 from device.recorder import Recorder
 from device.store import DeviceStore
 
@@ -89,7 +89,8 @@ def run(workdir: Path, *, rounds: int, taps: int, seed: int = 1) -> dict[str, An
         "p50_ratio": ratio, "p50_ratio_per_round": per_round,
         "p99_ratio": summary(rec_all)["p99"] / summary(raw_all)["p99"],
         "target": f"p50 ≤ {TARGET_P50_RATIO}× raw", "met": ratio <= TARGET_P50_RATIO,
-        "samples_ms": {"raw": [x * 1e3 for x in raw_all], "recorder": [x * 1e3 for x in rec_all]},
+        "quantiles_ms": {"raw": quantiles([x * 1e3 for x in raw_all]),
+                         "recorder": quantiles([x * 1e3 for x in rec_all])},
     }
 
 

@@ -1,0 +1,61 @@
+"""``python -m bench --quick`` (under two minutes) or ``--full``: run the benchmarks, write results and plots."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from bench.runner import MODES, ORDER, ROOT, run_suite, save
+
+
+@click.command()
+@click.option("--quick", "mode", flag_value="quick", default=True, help="Scaled down: under two minutes (default).")
+@click.option("--full", "mode", flag_value="full", help="The sizes docs/BENCHMARKS.md reports (~15 minutes).")
+@click.option("--smoke", "mode", flag_value="smoke", help="The smallest configuration, seconds (the smoke test).")
+@click.option("--only", help=f"Comma-separated subset of: {', '.join(ORDER)}.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=ROOT / "bench" / "results",
+              show_default=True, help="Where <mode>.json and <mode>.md go.")
+@click.option("--plots", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the PNGs go [default: docs/plots for --full, <out>/plots-<mode> otherwise].")
+@click.option("--write-docs/--no-write-docs", default=None,
+              help="Rewrite the generated region of docs/BENCHMARKS.md [default: only with --full].")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Scratch folder for brokers and databases [default: the system temp folder].")
+def main(mode: str, only: str | None, out: Path, plots: Path | None, write_docs: bool | None,
+         workdir: Path | None) -> None:
+    """Run the smileloop benchmarks; each figure is a ratio against a baseline measured in the same run.
+
+    Exits 1 if a benchmark could not run (its error is in the results).
+
+    \b
+    Example:
+        python -m bench --quick
+        python -m bench --full                # also rewrites docs/BENCHMARKS.md and docs/plots/
+        python -m bench --quick --only tap,drain
+    """
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    selected = tuple(x.strip() for x in only.split(",")) if only else ()
+    unknown = [x for x in selected if x not in ORDER]
+    if unknown:
+        raise click.BadParameter(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(ORDER)}",
+                                 param_hint="--only")
+    assert mode in MODES
+    results = run_suite(mode, only=selected, workdir=workdir, log=lambda s: click.echo(s, err=True))
+    if plots is None:
+        plots = ROOT / "docs" / "plots" if mode == "full" else out / f"plots-{mode}"
+    doc = ROOT / "docs" / "BENCHMARKS.md" if (write_docs if write_docs is not None else mode == "full") else None
+    for path in save(results, out, plots, doc):
+        click.echo(f"wrote {path}")
+    failed = [k for k, v in results.items() if isinstance(v, dict) and "error" in v]
+    if failed:
+        click.echo(f"could not run: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
