@@ -116,7 +116,7 @@ class KioskFlow:
             if self.store is None:
                 self.store = DeviceStore(config.storage.path)
             self.recorder = Recorder(self.store, config, clock=self.clock)
-        except StoreError as e:
+        except (StoreError, sqlite3.Error) as e:
             self._fail(e)
         else:
             self._warn_config(config)
@@ -444,7 +444,7 @@ class KioskFlow:
                     self.store.close()
                 self.store = DeviceStore(new.storage.path)
             self.recorder = Recorder(self.store, new, clock=self.clock)
-        except StoreError as e:
+        except (StoreError, sqlite3.Error) as e:
             self._fail(e)
             return
         log.info("config version %s in force", new.version)

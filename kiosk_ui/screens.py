@@ -106,7 +106,7 @@ class RatingScreen(KioskScreen):
             following = languages[(list(languages).index(flow.lang) + 1) % len(languages)] \
                 if flow.lang in languages else languages[0]
             top.add_widget(button(language_name(following), self.u(20), flow.toggle_language,
-                                  colour=GREY, size_hint_x=0.2))
+                                  colour=GREY, size_hint=(0.2, 0.7), pos_hint={"center_y": 0.5}))
         box.add_widget(top)
         scale = get_scale(flow.config.survey.scale)
         box.add_widget(self._nps(flow) if scale.name == "nps" else self._faces(flow))
