@@ -46,6 +46,7 @@ log = logging.getLogger("provisioning.claims")
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 CODE_LEN = 12
 DEFAULT_TTL = timedelta(hours=72)
+ASK_AGAIN = 3.0  # seconds between repeated requests while no answer came
 _CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1", "-": None, " ": None})
 
 
@@ -279,8 +280,12 @@ def claim(settings: BrokerSettings, code: str, *, timeout: float = 30.0) -> Bund
         conn.client.on_subscribe = lambda *a: subscribed.set()
         while not subscribed.is_set() and time.monotonic() < deadline:
             conn.step()
-        conn.publish(claim_request_topic(cid), json.dumps({"v": 1, "pub": _pub_b64(mine)}))
+        request = json.dumps({"v": 1, "pub": _pub_b64(mine)})
+        next_ask = 0.0
         while not got and time.monotonic() < deadline:
+            if time.monotonic() >= next_ask:  # asked again in case the responder was (re)starting: not retained
+                conn.publish(claim_request_topic(cid), request)
+                next_ask = time.monotonic() + ASK_AGAIN
             if not conn.step(0.05):
                 raise ClaimTimeout(f"lost the broker while waiting for the claim answer ({conn.last_error})")
         if not got:
@@ -288,7 +293,7 @@ def claim(settings: BrokerSettings, code: str, *, timeout: float = 30.0) -> Bund
                                "serve-claims' running?)")
     finally:
         conn.close()
-    answer = got[0]
+    answer = next((a for a in got if isinstance(a, dict) and a.get("ok")), got[0])  # a repeated ask may be refused
     if not answer.get("ok"):
         raise ClaimRefused(str(answer.get("error", "refused")))
     data = open_sealed(cid, mine, answer)
