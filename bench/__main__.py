@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from bench.runner import MODES, ORDER, ROOT, run_suite, save
+from bench.runner import ORDER, ROOT, run_suite, save
 
 
 @click.command()
@@ -25,8 +26,10 @@ from bench.runner import MODES, ORDER, ROOT, run_suite, save
               help="Rewrite the generated region of docs/BENCHMARKS.md [default: only with --full].")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Scratch folder for brokers and databases [default: the system temp folder].")
+@click.option("--render", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Run nothing: redraw the Markdown and plots from a saved results JSON.")
 def main(mode: str, only: str | None, out: Path, plots: Path | None, write_docs: bool | None,
-         workdir: Path | None) -> None:
+         workdir: Path | None, render: Path | None) -> None:
     """Run the smileloop benchmarks; each figure is a ratio against a baseline measured in the same run.
 
     Exits 1 if a benchmark could not run (its error is in the results).
@@ -36,6 +39,7 @@ def main(mode: str, only: str | None, out: Path, plots: Path | None, write_docs:
         python -m bench --quick
         python -m bench --full                # also rewrites docs/BENCHMARKS.md and docs/plots/
         python -m bench --quick --only tap,drain
+        python -m bench --render bench/results/full.json --write-docs   # redraw docs from the saved run
     """
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
@@ -44,8 +48,11 @@ def main(mode: str, only: str | None, out: Path, plots: Path | None, write_docs:
     if unknown:
         raise click.BadParameter(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(ORDER)}",
                                  param_hint="--only")
-    assert mode in MODES
-    results = run_suite(mode, only=selected, workdir=workdir, log=lambda s: click.echo(s, err=True))
+    if render is not None:
+        results = json.loads(render.read_text())
+        mode = results["mode"]
+    else:
+        results = run_suite(mode, only=selected, workdir=workdir, log=lambda s: click.echo(s, err=True))
     if plots is None:
         plots = ROOT / "docs" / "plots" if mode == "full" else out / f"plots-{mode}"
     doc = ROOT / "docs" / "BENCHMARKS.md" if (write_docs if write_docs is not None else mode == "full") else None

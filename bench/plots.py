@@ -79,7 +79,7 @@ def fleet(r: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("fraction of devices fully receipted")
     ax.set_title(f"{r['devices']:,} devices × {r['backlog_per_device']} ratings backlog")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left")
     keys = [k for k in ("single", "fleet1", "fleet2") if k in r]
     labels = {"single": "1 device,\nsame total", "fleet1": f"{r['devices']} devices,\n1 worker",
               "fleet2": f"{r['devices']} devices,\n2 workers"}
@@ -92,7 +92,7 @@ def fleet(r: dict[str, Any], path: Path) -> None:
     bx2.plot(list(x), [r[k]["ratings_per_s"] for k in keys], "ko-", label="ratings/s")
     bx2.set_ylabel("ratings/s")
     bx2.set_ylim(bottom=0)
-    bx.legend(loc="upper left", fontsize=8)
+    bx.legend(loc="lower left", fontsize=8, framealpha=0.9)
     bx.set_title("throughput and CPU")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

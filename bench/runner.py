@@ -50,7 +50,7 @@ class Sizes:
 MODES = {
     # the smallest configuration: seconds, for the smoke test; no Kivy, no profiles
     "smoke": Sizes(2, 20, 300, 1, 0.5, 3, 10, 5, 1, 3, 1, 0, 0, 0),
-    "quick": Sizes(5, 200, 5_000, 2, 3.0, 40, 200, 20, 2, 20, 3, 1, 10, 5_000),
+    "quick": Sizes(5, 200, 3_000, 2, 2.0, 30, 200, 10, 2, 10, 3, 1, 10, 3_000),
     "full": Sizes(9, 1_000, 100_000, 3, 10.0, 300, 2_000, 50, 3, 200, 3, 3, 50, 20_000),
 }
 
