@@ -95,7 +95,7 @@ class KioskApp(App):
         if self.manager is None:
             return
         screen = self.screens[self.flow.step]
-        if what in ("text", "outcome") and self.manager.current == screen.name:
+        if what in ("text", "outcome", "status") and self.manager.current == screen.name:
             screen.update(self.flow)
         else:
             self.redraw()

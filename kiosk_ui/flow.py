@@ -64,6 +64,7 @@ class Timings:
     outcome_rotate: float = 8.0  # show each outcome this long
     disk_check: float = 10.0
     recover_every: float = 30.0  # out of order: try to reopen the store
+    status_refresh: float = 5.0  # staff mode re-reads the backlog and the agent's status
     staff_taps: int = 5  # taps in the top-left corner …
     staff_window: float = 3.0  # … within this many seconds open the PIN pad
     pin_attempts: int = 5  # wrong PINs before the pad locks …
@@ -112,6 +113,7 @@ class KioskFlow:
         self._next_rotate = now + self.timings.outcome_rotate
         self._next_disk = now
         self._next_recover = now
+        self._next_status = now
         try:
             if self.store is None:
                 self.store = DeviceStore(config.storage.path)
@@ -358,6 +360,9 @@ class KioskFlow:
             self.reset()
         elif self.step is Step.OUT_OF_ORDER and now >= self._next_recover:
             self._recover()
+        elif self.step is Step.STAFF and now >= self._next_status:
+            self._next_status = now + self.timings.status_refresh
+            self._changed("status")
         if self.step in (Step.RATING, Step.SLEEP):
             self._between_visitors(now)
 

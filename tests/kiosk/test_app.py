@@ -110,7 +110,11 @@ def test_staff_pin_opens_staff_mode_and_a_test_tap_is_recorded(kiosk):
     k.tap_text("OK")
     assert k.screen().name == "staff"
     texts = " ".join(k.texts())
-    assert "Backlog" in texts and "Broker" in texts and "Disk free" in texts
+    assert "Backlog" in texts and "sync agent has not reported yet" in texts and "Disk free" in texts
+    k.device.store.save_agent_status({"connected": True, "last_delivery": None, "last_error": None},
+                                     k.device.clock.now())  # as the sync agent does
+    k.tick(k.flow.timings.status_refresh)
+    k.wait(lambda: "connected" in k.texts(), "staff status re-read from the store")
     k.tap_text("Test tap")
     (row,) = k.device.rows()
     assert row["comment"] == "staff test tap"
