@@ -59,22 +59,23 @@ def make_store(backend: str, tmp_path: Path) -> CentralStore:
     return CentralStore(tmp_path / "central.db")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CentralStore]:
-    """The same tests on SQLite and on PostgreSQL (its own schema, dropped afterwards)."""
-    store = make_store(request.param, tmp_path)
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CentralStore]:
+    """Every store-backed test runs on SQLite and on PostgreSQL (its own schema, dropped afterwards)."""
+    s = make_store(request.param, tmp_path)
     try:
-        yield store
+        yield s
     finally:
-        store.drop()
-        store.close()
+        s.drop()
+        s.close()
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[CentralStore]:
-    s = CentralStore(tmp_path / "central.db")
-    yield s
-    s.close()
+def any_store(store: CentralStore) -> CentralStore:
+    return store
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from central.store import CentralStore
 from device.clock import parse_utc, utc_iso
 from smileloop import topics
 from smileloop.mqtt import BrokerSettings
-from tests.central.conftest import Receiver
+from tests.central.conftest import BACKENDS, Receiver, make_store
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.broker
@@ -116,6 +116,7 @@ def test_receipt_then_alerts_window_rule_from_ingest_and_apprise_delivery(servic
     wait_for(lambda: len(receiver.requests) == 2, 10, message="two apprise deliveries")
     titles = sorted(r["body"]["title"] for r in receiver.requests)
     assert titles == ["80 % unhappy at store-1 / exit in the last 15 min", "Unhappy visitor at store-1 / exit"]
+    wait_for(lambda: len(service.store.query("SELECT ok FROM delivery_attempts")) == 2, 10, message="two attempts")
     attempts = service.store.query("SELECT ok FROM delivery_attempts")
     assert [a["ok"] for a in attempts] == [1, 1]
     assert len(alerts) == 5
@@ -173,8 +174,10 @@ def test_resolving_publishes_you_said_we_did_retained(service, peer, broker):
         late.close()
 
 
-def test_two_workers_on_one_shared_subscription_split_the_load_without_duplicates(broker, tmp_path, peer):
-    stores = [CentralStore(tmp_path / "shared.db"), CentralStore(tmp_path / "shared.db")]
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_workers_on_one_shared_subscription_split_the_load_without_duplicates(broker, tmp_path, peer, backend):
+    first = make_store(backend, tmp_path)
+    stores = [first, CentralStore(first.target, schema=getattr(first.db, "schema", None))]
     workers = [start_service(broker.url, s, client_id=f"central-{i}", share_group="central")
                for i, s in enumerate(stores)]
     try:
@@ -191,5 +194,6 @@ def test_two_workers_on_one_shared_subscription_split_the_load_without_duplicate
     finally:
         for w in workers:
             w.stop()
+        first.drop()
         for s in stores:
             s.close()
