@@ -125,23 +125,3 @@ def test_codes_are_normalized_and_checked() -> None:
     with pytest.raises(InvalidInput):
         normalize_code("K7QF-9XRT-M2P!")
 
-
-def test_serve_claims_command_answers_a_kiosk(setup: Setup, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """The staff command as a process of its own (its --duration bounds it), and the kiosk command."""
-    import subprocess
-    import sys
-
-    create_device(setup.inventory, DeviceSpec(site="store-1", location="entrance", device_id="kiosk-proc"))
-    code = create_claim(setup.inventory, "kiosk-proc").code
-    proc = subprocess.Popen([sys.executable, "-m", "smileloop", "provision", "--inventory", str(setup.inventory.path),
-                             "serve-claims", "--duration", "20"], stderr=subprocess.PIPE, text=True)
-    try:
-        result = CliRunner().invoke(cli, ["enroll", "--profile", str(setup.dir.enrol), "--code", code,
-                                          "--out", str(tmp_path / "k"), "--timeout", "15"])
-        assert result.exit_code == 0, result.output
-        assert "enrolled as kiosk-proc at store-1/entrance" in result.output
-        assert load_config(tmp_path / "k" / "device.toml").location == "entrance"
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=10)
-    assert "answered" in err and code not in err  # the code never reaches the log
