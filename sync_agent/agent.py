@@ -18,6 +18,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -83,12 +84,14 @@ class _Inflight:
     revisions: list[tuple[str, int]]
     negative: bool
     published_mono: float
+    number: int  # publish order: a receipt for a later batch tells that this one got lost
 
 
 @dataclass(order=True)
 class _Awaiting:
     deadline: float
     published_mono: float = field(compare=False)
+    number: int = field(compare=False)
     ids: list[str] = field(default_factory=list, compare=False)
 
 
@@ -138,8 +141,10 @@ class SyncAgent:
         self._tokens = float(sync.batch_size)
         self._tokens_at = self.clock.monotonic()
         self._rate_scale = 1.0  # cut when the broker says it is busy, restored as it takes our batches
-        self._receipt_rate: float | None = None  # ratings receipted per second, smoothed
+        self._receipts: deque[tuple[float, int]] = deque()  # (when, ratings) of recent receipts
         self._last_receipt_mono: float | None = None
+        self._published = 0  # batches published, numbering them
+        self._newest_receipted = 0  # the latest-published batch central has receipted
         self._wall_mark = (self.clock.now(), self.clock.monotonic())
         self.on_config: Callable[[DeviceConfig], None] | None = None  # called after a push is applied
         site, dev = config.site, config.device_id
@@ -209,10 +214,18 @@ class SyncAgent:
         """
         sync = self.config.sync
         rate = sync.max_rate * self._rate_scale
-        if self._receipt_rate:
-            rate = min(rate, max(self._receipt_rate, 1.0))
+        seen = self._receipt_rate()
+        if seen is not None:
+            rate = min(rate, max(seen, 1.0))
         extra = len(self._awaiting_by_id) / rate
         return min(sync.ack_timeout + extra, 20 * sync.ack_timeout)
+
+    def _receipt_rate(self) -> float | None:
+        """Ratings receipted per second over the last ten seconds (None before two receipts)."""
+        if len(self._receipts) < 2:
+            return None
+        span = max(self._receipts[-1][0] - self._receipts[0][0], 1.0)
+        return sum(n for _, n in self._receipts) / span
 
     # --- connection ---------------------------------------------------------------------------
     def _ensure_connected(self, stop: threading.Event, deadline: float | None = None) -> bool:
@@ -302,7 +315,8 @@ class SyncAgent:
             if mid is None:
                 return  # not connected any more; the batch is still queued
             revisions = [(r.id, r.rev) for r in batch]
-            self._inflight[mid] = _Inflight(revisions, negative, now)
+            self._published += 1
+            self._inflight[mid] = _Inflight(revisions, negative, now, self._published)
             exclude.update(i for i, _ in revisions)
             self._tokens -= len(batch)
 
@@ -350,17 +364,33 @@ class SyncAgent:
         self.batch.grow()
         self.status.batch_size = self.batch.size
         self.store.mark_sent(flight.revisions, self.clock.now())
-        entry = _Awaiting(self.clock.monotonic() + self.receipt_timeout(), flight.published_mono,
+        entry = _Awaiting(self.clock.monotonic() + self.receipt_timeout(), flight.published_mono, flight.number,
                           [i for i, _ in flight.revisions])
         heapq.heappush(self._awaiting, entry)
         for i in entry.ids:
             self._awaiting_by_id[i] = entry
 
     def _expire_receipts(self, now: float) -> None:
+        """Send again what waited too long for a receipt — unless central is visibly still working through
+        what came before it: a batch is given up on when a later one was receipted (it was lost on the way),
+        or when no receipt at all came for ``ack_timeout`` (central or the broker lost it). Re-sending what a
+        slow central is still queueing would only slow it down further."""
+        ack_timeout = self.config.sync.ack_timeout
+        progressing = self._last_receipt_mono is not None and now - self._last_receipt_mono < ack_timeout
         expired: list[str] = []
+        later: list[_Awaiting] = []
         while self._awaiting and self._awaiting[0].deadline <= now:
             entry = heapq.heappop(self._awaiting)
-            expired.extend(i for i in entry.ids if self._awaiting_by_id.get(i) is entry)
+            live = [i for i in entry.ids if self._awaiting_by_id.get(i) is entry]
+            if not live:
+                continue
+            if progressing and entry.number > self._newest_receipted:
+                entry.deadline = now + ack_timeout
+                later.append(entry)
+            else:
+                expired.extend(live)
+        for entry in later:
+            heapq.heappush(self._awaiting, entry)
         if expired:
             for i in expired:
                 del self._awaiting_by_id[i]
@@ -384,7 +414,11 @@ class SyncAgent:
         mono = self.clock.monotonic()
         stored = [(str(i), int(r)) for i, r in receipt.get("stored", [])]
         rejected = [(str(i), str(why)) for i, why in receipt.get("rejected", [])]
-        self._measure_offset(receipt.get("ts"), [i for i, _ in stored] or [i for i, _ in rejected], now, mono)
+        named = [i for i, _ in stored] or [i for i, _ in rejected]
+        self._measure_offset(receipt.get("ts"), named, now, mono)
+        entries = [self._awaiting_by_id[i] for i in named if i in self._awaiting_by_id]
+        if entries:
+            self._newest_receipted = max(self._newest_receipted, *(e.number for e in entries))
         n = self.store.mark_delivered(stored, now) if stored else 0
         k = self.store.mark_rejected(rejected, now) if rejected else 0
         for i, _ in (*stored, *rejected):
@@ -420,11 +454,10 @@ class SyncAgent:
         self._wall_mark = (now, mono)
 
     def _note_receipt_rate(self, count: int, mono: float) -> None:
-        if self._last_receipt_mono is not None and count:
-            gap = max(mono - self._last_receipt_mono, 1e-3)
-            rate = count / gap
-            self._receipt_rate = rate if self._receipt_rate is None else 0.8 * self._receipt_rate + 0.2 * rate
         self._last_receipt_mono = mono
+        self._receipts.append((mono, count))
+        while self._receipts and self._receipts[0][0] < mono - 10.0:
+            self._receipts.popleft()
 
     def _on_config(self, payload: bytes) -> None:
         if not payload:
