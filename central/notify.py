@@ -52,8 +52,62 @@ def check_url(url: str) -> None:
         raise ValueError(f"apprise does not understand the notification URL {url!r}")
 
 
-def alert_text(alert: dict[str, Any], purpose: str = "alert") -> tuple[str, str]:
-    """Title and body as a site manager reads them on a phone."""
+def _local(ts: str | None, tz: str | None) -> str:
+    """A stored UTC time as the site's clock shows it ("Tue 11:00"), or as stored without a zone."""
+    when = parse_time(ts)
+    if when is None:
+        return "-"
+    if tz is None:
+        return str(ts)
+    return when.astimezone(ZoneInfo(tz)).strftime("%a %d %b %H:%M")
+
+
+def _facts(kind: str, d: dict[str, Any], tz: str | None) -> list[str]:
+    """The lines that say what happened, per rule."""
+    if kind == "negative_share":
+        return [f"{d['negatives']} of {d['responses']} responses unhappy in {d['window'] // 60} min"]
+    if kind == "negative_count":
+        return [f"{d['negatives']} unhappy in {d['window'] // 60} min"]
+    if kind == "low_index":
+        return [f"Satisfaction index {d['index']} (alert below {d['below']:g}) over {d['responses']} responses"]
+    if kind == "silence":
+        return [f"Last tap: {_local(d['last_tap'], tz)} ({d['device_state']})",
+                f"Usually a tap every {max(1, d['usual_gap_seconds'] // 60)} min in opening hours; "
+                f"silent for {d['silent_open_seconds'] // 60} open min",
+                "Check the kiosk: frozen screen, blocked, switched off?"]
+    if kind == "device_offline":
+        return [f"Offline since {_local(d['since'], tz)} ({d['open_seconds_down'] // 60} open min)",
+                f"Ratings waiting on the device: {d.get('backlog') if d.get('backlog') is not None else 'unknown'}"]
+    if kind == "backlog":
+        return [f"{d['backlog']} ratings not delivered; oldest {d['oldest_age'] // 60} min old"]
+    if kind == "disk_low":
+        return [f"{d['disk_free_mb']:.0f} MB free (alert below {d['min_free_mb']:g} MB)"]
+    if kind == "burst":
+        return [f"{d['taps']} taps within {d['within']:g} s ({_local(d['from'], tz)})", "Someone pressing for fun?"]
+    if kind == "same_value":
+        return [f"The value {d['value']}, {d['run']} times in a row within {d['seconds']:g} s",
+                "Staff pressing for themselves, or a stuck button?"]
+    if kind == "recurring_reason":
+        where = ", ".join(f"{loc} ({n})" for loc, n in d["locations"].items())
+        return [f"'{d['reason']}' {d['count']} times on {d['day']}: a process to fix, not one unhappy visitor",
+                f"Where: {where}"]
+    if kind == "happy_streak":
+        return [f"{d['run']} positive ratings in a row"]
+    if kind == "promoter_burst":
+        return [f"{d['positives']} delighted visitors in {d['window'] // 60} min"]
+    lines = []
+    if "value" in d:
+        lines.append(f"Rating: {d['value']} on {d.get('scale')}")
+    for key, label in (("reason", "Reason"), ("comment", "Comment")):
+        if d.get(key):
+            lines.append(f"{label}: {d[key]}")
+    if d.get("rating_ts"):
+        lines.append(f"At: {_local(d['rating_ts'], tz)}")
+    return lines
+
+
+def alert_text(alert: dict[str, Any], purpose: str = "alert", tz: str | None = None) -> tuple[str, str]:
+    """Title and body as a site manager reads them on a phone; times in the site's zone ``tz`` when given."""
     d = alert.get("detail") or {}
     prefix = ""
     if purpose.startswith("reopened"):
@@ -61,11 +115,10 @@ def alert_text(alert: dict[str, Any], purpose: str = "alert") -> tuple[str, str]
     elif purpose.startswith("escalation"):
         prefix = "Not yet handled: "
     lines = [f"{alert.get('site')} / {alert.get('location') or alert.get('device_id') or '-'}"]
-    if "value" in d:
-        lines.append(f"Rating: {d['value']} on {d.get('scale')}")
-    for key, label in (("reason", "Reason"), ("comment", "Comment"), ("rating_ts", "At")):
-        if d.get(key):
-            lines.append(f"{label}: {d[key]}")
+    try:
+        lines += _facts(str(alert.get("kind")), d, tz)
+    except (KeyError, TypeError, ValueError):  # a detail from an older central: show what there is
+        lines += [f"{k}: {v}" for k, v in d.items()]
     if d.get("top_reasons"):
         lines.append("Top reasons today: " + ", ".join(f"{r} ({n})" for r, n in d["top_reasons"]))
     elif d.get("reasons"):
@@ -128,7 +181,7 @@ class Dispatcher:
         if not contacts and purpose == "alert":
             log.warning("nobody to tell about alert %s at %s (no contacts up the tree)", alert["id"], alert["site"])
             self.store.mark_notified(alert["id"], now)  # the log line is all there is to deliver
-        title, body = alert_text(alert, purpose)
+        title, body = alert_text(alert, purpose, tz)
         log.warning("ALERT %s — %s", title, body.replace("\n", "; "))
         return queued
 
@@ -169,7 +222,7 @@ class Dispatcher:
             payload = json.loads(row["payload"] or "{}")
             return payload["title"], payload["body"]
         alert = self.store.alert(row["alert_id"])
-        return alert_text(alert, row["purpose"])
+        return alert_text(alert, row["purpose"], self.org().hours(alert["site"]).timezone)
 
     def _attempt(self, row: dict[str, Any], now: datetime) -> int:
         attempts = row["attempts"] + 1
@@ -221,7 +274,8 @@ class Dispatcher:
                     except LookupError:
                         continue
                     ids.append(alert["id"])
-                    lines.append(f"- {alert['opened_at'][11:16]} {alert['title']} ({alert['state']}, "
+                    tz = self.org().hours(alert["site"]).timezone
+                    lines.append(f"- {_local(alert['opened_at'], tz)} {alert['title']} ({alert['state']}, "
                                  f"{str(alert['id'])[:8]})")
                 title = f"smileloop digest: {len(lines)} alert{'s' if len(lines) != 1 else ''}"
                 body = json.dumps({"title": title, "body": "\n".join(lines), "alerts": ids})

@@ -168,7 +168,8 @@ class CentralService:
         for rid, why in result.rejected:
             log.warning("rejected rating %s from %s/%s: %s", rid, site, device, why)
             self.store.reject(topic, payload, why, now, rating_id=rid)
-        ratings = repair(result.ratings, result.sent, now, timedelta(seconds=self.clock_threshold))
+        offset = self.store.clock_offset(site, device, result.sent.boot) if result.sent else None
+        ratings = repair(result.ratings, result.sent, now, timedelta(seconds=self.clock_threshold), offset)
         book = self.book()
         batch = self.store.store_ratings(site, device, ratings, now, rule=rules.rating_rule(book))
         receipt = {"v": 1, "ts": utc_iso(now), "stored": [[r.id, r.rev] for r in result.ratings],

@@ -248,6 +248,20 @@ class CentralStore:
                  _int_or_none(status.get("backlog")), status.get("oldest_unsent"),
                  _float_or_none(status.get("disk_free_mb")), raw))
 
+    def clock_offset(self, site: str, device: str, boot: str | None) -> float | None:
+        """The device's clock offset from its latest status, if measured in the boot ``boot``."""
+        row = self.db.one("SELECT raw FROM device_status WHERE site = ? AND device_id = ?", (site, device))
+        if row is None or boot is None:
+            return None
+        try:
+            status = json.loads(row["raw"])
+        except ValueError:
+            return None
+        offset = status.get("clock_offset") if isinstance(status, dict) else None
+        if status.get("boot") != boot or isinstance(offset, bool) or not isinstance(offset, int | float):
+            return None
+        return float(offset)
+
     def statuses(self, site: str | None = None) -> list[dict[str, Any]]:
         if site:
             return self.db.query("SELECT * FROM device_status WHERE site = ? ORDER BY device_id", (site,))
