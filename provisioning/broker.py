@@ -115,12 +115,15 @@ def default_run_as() -> str | None:
 
 
 def write_broker_config(inventory: Inventory, out: Path, port: int, *, bind: str = "127.0.0.1",
-                        tls_port: int | None = None, hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
-                        public_url: str | None = None, run_as: str | None = None,
+                        plain_bind: str | None = None, tls_port: int | None = None,
+                        hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), public_url: str | None = None,
+                        run_as: str | None = None,
                         require_client_cert: bool = True) -> BrokerSetup:
     """Write (or re-write) a complete broker setup in ``out`` and remember it in the inventory.
 
     Re-running keeps the CA and the account passwords that exist, so devices already out there stay valid.
+    With a TLS port, the plain listener stays on loopback (for central and the claim responder on the same
+    host) unless ``plain_bind`` says otherwise; ``bind`` is where devices connect.
     """
     for name, value in (("--port", port), ("--tls-port", tls_port)):
         if value is not None and not 1 <= value <= 65535:
@@ -166,7 +169,8 @@ def write_broker_config(inventory: Inventory, out: Path, port: int, *, bind: str
     device_url = public_url or (f"mqtts://{first_host}:{tls_port}" if tls_port else f"mqtt://{first_host}:{port}")
     inventory.set_settings(broker_dir=str(d.root), device_url=device_url, tls="1" if tls_port else "0",
                            client_certs="1" if (tls_port and require_client_cert) else "0")
-    d.conf.write_text(_conf_text(d, port, bind, tls_port, run_as, require_client_cert))
+    plain = plain_bind or ("127.0.0.1" if tls_port is not None else bind)
+    d.conf.write_text(_conf_text(d, port, plain, bind, tls_port, run_as, require_client_cert))
     written.append(d.conf)
     written += sync_broker_files(inventory, run_as=run_as)
     _write_enrol_profile(d, device_url, tls=tls_port is not None, client_cert=bool(tls_port and require_client_cert))
@@ -174,7 +178,7 @@ def write_broker_config(inventory: Inventory, out: Path, port: int, *, bind: str
     return BrokerSetup(d, port, tls_port, device_url, written)
 
 
-def _conf_text(d: BrokerDir, port: int, bind: str, tls_port: int | None, run_as: str | None,
+def _conf_text(d: BrokerDir, port: int, plain_bind: str, bind: str, tls_port: int | None, run_as: str | None,
                require_client_cert: bool) -> str:
     lines = [
         "# smileloop broker, written by 'smileloop provision broker-config'; run: mosquitto -c " + str(d.conf),
@@ -194,7 +198,7 @@ def _conf_text(d: BrokerDir, port: int, bind: str, tls_port: int | None, run_as:
     ]
     if run_as:
         lines.append(f"user {run_as}")
-    lines += ["", f"listener {port} {bind}"]
+    lines += ["", f"listener {port} {plain_bind}"]
     if tls_port is not None:
         lines += ["", f"listener {tls_port} {bind}", f"cafile {d.ca_cert}", f"certfile {d.server_cert}",
                   f"keyfile {d.server_key}", "tls_version tlsv1.2"]
@@ -223,6 +227,23 @@ def _write_enrol_profile(d: BrokerDir, url: str, *, tls: bool, client_cert: bool
         broker |= {"cert_file": "claim.pem", "key_file": "claim.key"}
     write_public(d.enrol, "# How a new kiosk reaches the claim responder: smileloop enroll --profile THIS --code …\n"
                  + tomli_w.dumps({"broker": broker}))
+
+
+def rotate_account(inventory: Inventory, username: str) -> Path:
+    """A new password for a broker account (``central``, ``provisioner`` or ``claim``); returns its file.
+
+    The claim password also goes into ``enrol/``: kiosk images made before still hold the old one.
+    """
+    if username not in ACCOUNTS:
+        raise InvalidInput(f"account {username!r} is not one of {', '.join(ACCOUNTS)}; devices use 'device rotate'")
+    d = broker_dir(inventory)
+    password = new_password()
+    write_secret(d.account_password(username), password + "\n")
+    inventory.set_account(username, ACCOUNTS[username], mosquitto_hash(password))
+    if username == CLAIM and d.enrol.parent.exists():
+        write_secret(d.enrol.parent / "claim.password", password + "\n")
+    apply_to_broker(inventory)
+    return d.account_password(username)
 
 
 def sync_broker_files(inventory: Inventory, *, run_as: str | None = None) -> list[Path]:

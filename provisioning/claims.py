@@ -76,12 +76,18 @@ def _pub_b64(key: X25519PrivateKey) -> str:
     return base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
 
 
-def seal(cid: str, peer_public: str, payload: dict[str, Any]) -> dict[str, str]:
-    """Encrypt ``payload`` for the kiosk that sent ``peer_public`` (X25519 + AES-256-GCM, a fresh key each time)."""
+def peer_key(encoded: object) -> X25519PublicKey:
+    """The kiosk's public key from a claim request, or :class:`InvalidInput`."""
     try:
-        peer = X25519PublicKey.from_public_bytes(base64.b64decode(peer_public, validate=True))
+        if not isinstance(encoded, str):
+            raise ValueError(encoded)
+        return X25519PublicKey.from_public_bytes(base64.b64decode(encoded, validate=True))
     except (ValueError, binascii.Error):
         raise InvalidInput("the claim request carries no valid public key") from None
+
+
+def seal(cid: str, peer: X25519PublicKey, payload: dict[str, Any]) -> dict[str, str]:
+    """Encrypt ``payload`` for the kiosk holding ``peer``'s private key (a fresh responder key each time)."""
     mine = X25519PrivateKey.generate()
     nonce = os.urandom(12)
     box = AESGCM(_box_key(mine.exchange(peer), cid)).encrypt(nonce, json.dumps(payload).encode(), cid.encode())
@@ -177,9 +183,7 @@ class ClaimResponder:
         """The reply to one claim request: the sealed bundle, or a refusal saying why."""
         try:
             request = json.loads(payload)
-            if not isinstance(request, dict) or not isinstance(request.get("pub"), str):
-                raise InvalidInput("a claim request is JSON with a 'pub' key")
-            seal(cid, request["pub"], {})  # a bad key is refused before the code is spent
+            peer = peer_key(request.get("pub") if isinstance(request, dict) else None)  # before the code is spent
             device_id = self.inventory.redeem_claim(cid)
             bundle = issue_bundle(self.inventory, device_id)
         except ClaimRefused as e:
@@ -193,7 +197,7 @@ class ClaimResponder:
         self.answered += 1
         log.info("claim %s… answered with the bundle of device %s", cid[:8], bundle.device.device_id)
         files = {name: base64.b64encode(data).decode() for name, data in bundle.files.items()}
-        sealed = seal(cid, request["pub"], {"device": bundle.device.device_id, "files": files})
+        sealed = seal(cid, peer, {"device": bundle.device.device_id, "files": files})
         return {"v": 1, "ok": True, "device": bundle.device.device_id, **sealed}
 
     # --- running --------------------------------------------------------------------------------

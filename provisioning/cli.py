@@ -19,8 +19,15 @@ from typing import Any, TypeVar
 
 import click
 
-from provisioning import bulk
-from provisioning.broker import BrokerDir, apply_to_broker, broker_dir, default_run_as, write_broker_config
+from provisioning import devices
+from provisioning.broker import (
+    BrokerDir,
+    apply_to_broker,
+    broker_dir,
+    default_run_as,
+    rotate_account,
+    write_broker_config,
+)
 from provisioning.bundle import Bundle, commit_bundle, copy_to_board, prepare_bundle, write_bundle
 from provisioning.claims import DEFAULT_TTL, ClaimCode, ClaimResponder, EnrolProfile, create_claim, qr_file, qr_text
 from provisioning.claims import claim as fetch_claim
@@ -74,7 +81,9 @@ pass_inventory = click.make_pass_decorator(Inventory)
               help="Folder for mosquitto.conf, passwd, acl, CA and certificates.")
 @click.option("--port", required=True, type=int, help="Plain MQTT listener (keep it on loopback in production).")
 @click.option("--tls-port", type=int, help="TLS listener for devices (CA, server and client certificates).")
-@click.option("--bind", default="127.0.0.1", show_default=True, help="Address the listeners bind to.")
+@click.option("--bind", default="127.0.0.1", show_default=True,
+              help="Address devices connect to (the TLS listener; the plain one too if there is no TLS).")
+@click.option("--plain-bind", help="Address of the plain listener (default: 127.0.0.1 when there is a TLS port).")
 @click.option("--host", "hosts", multiple=True, help="Name devices use for the broker (repeatable; goes in the "
               "server certificate). Default: localhost and 127.0.0.1.")
 @click.option("--public-url", help="Broker URL written into device bundles (default from --host and the ports).")
@@ -83,8 +92,9 @@ pass_inventory = click.make_pass_decorator(Inventory)
               help="Require a client certificate on the TLS listener as well as the password.")
 @json_option
 @pass_inventory
-def broker_config(inventory: Inventory, out: Path, port: int, tls_port: int | None, bind: str, hosts: tuple[str, ...],
-                  public_url: str | None, run_as: str | None, client_certs: bool, as_json: bool) -> None:
+def broker_config(inventory: Inventory, out: Path, port: int, tls_port: int | None, bind: str, plain_bind: str | None,
+                  hosts: tuple[str, ...], public_url: str | None, run_as: str | None, client_certs: bool,
+                  as_json: bool) -> None:
     """Write DIR/mosquitto.conf and the files it names; `mosquitto -c DIR/mosquitto.conf` runs it as is.
 
     Re-running keeps the CA and account passwords, so devices already installed stay valid.
@@ -94,11 +104,12 @@ def broker_config(inventory: Inventory, out: Path, port: int, tls_port: int | No
         smileloop provision broker-config --out /etc/smileloop/broker --port 1883 --tls-port 8883 \\
             --bind 0.0.0.0 --host broker.example.com
     """
-    setup = write_broker_config(inventory, out, port, bind=bind, tls_port=tls_port,
+    setup = write_broker_config(inventory, out, port, bind=bind, plain_bind=plain_bind, tls_port=tls_port,
                                 hosts=hosts or ("localhost", "127.0.0.1"), public_url=public_url,
                                 run_as=run_as if run_as is not None else default_run_as(),
                                 require_client_cert=client_certs)
-    inventory.set_settings(local_url=f"mqtt://{'127.0.0.1' if bind in ('0.0.0.0', '::') else bind}:{port}")
+    plain = plain_bind or ("127.0.0.1" if tls_port else bind)
+    inventory.set_settings(local_url=f"mqtt://{'127.0.0.1' if plain in ('0.0.0.0', '::') else plain}:{port}")
     pid = apply_to_broker(inventory)
     d = setup.directory
     data = {"dir": str(d.root), "conf": str(d.conf), "device_url": setup.device_url,
@@ -299,7 +310,7 @@ def device_new(inventory: Inventory, site_id: str, location_id: str, device_id: 
                       question=parse_question(questions), languages=parse_languages(languages),
                       hours=parse_hours(hours))
     broker_dir(inventory)  # fail before anything is registered if there is no broker yet
-    dev = bulk.create_device(inventory, spec)
+    dev = devices.create_device(inventory, spec)
     if make_claim:
         code = create_claim(inventory, dev.device_id, timedelta(hours=ttl))
         emit(as_json, {"device": dev.as_dict(), "claim_code": code.code, "expires_at": code.expires_at.isoformat()},
@@ -334,11 +345,11 @@ def device_import(inventory: Inventory, csv_file: Any, out_root: Path | None, cl
     if (out_root is None) == (claims_csv is None):
         raise click.UsageError("give exactly one of --out-root DIR or --claims-csv FILE")
     broker_dir(inventory)
-    rows = bulk.read_rows(csv.DictReader(csv_file), getattr(csv_file, "name", "<csv>"))
-    bulk.check_rows(inventory, rows, create_missing=create_missing)
+    rows = devices.read_rows(csv.DictReader(csv_file), getattr(csv_file, "name", "<csv>"))
+    devices.check_rows(inventory, rows, create_missing=create_missing)
     with click.progressbar(length=len(rows), label="provisioning", file=sys.stderr,
                            show_pos=True) as bar:
-        result = bulk.provision_rows(inventory, rows, out_root=out_root, claims_csv=claims_csv,
+        result = devices.provision_rows(inventory, rows, out_root=out_root, claims_csv=claims_csv,
                                      ttl=timedelta(hours=ttl), create_missing=create_missing,
                                      progress=bar.update)
     emit(as_json, result, f"{result['created']} devices created"
@@ -363,11 +374,11 @@ def device_list(inventory: Inventory, site_id: str | None, refresh: bool, broker
         from provisioning.status import refresh_last_seen
 
         refresh_last_seen(inventory, _staff_settings(inventory, broker_url))
-    devices = inventory.devices(site=site_id)
+    listed = inventory.devices(site=site_id)
     header = f"{'device':<28} {'site/location':<32} {'state':<8} {'last seen':<26} status"
-    emit(as_json, [d.as_dict() for d in devices],
+    emit(as_json, [d.as_dict() for d in listed],
          "\n".join([header] + [f"{d.device_id:<28} {d.site + '/' + d.location:<32} {d.state:<8} "
-                               f"{d.last_seen or 'never':<26} {d.last_state or '-'}" for d in devices]))
+                               f"{d.last_seen or 'never':<26} {d.last_state or '-'}" for d in listed]))
 
 
 @device.command("rotate")
@@ -405,6 +416,32 @@ def device_revoke(inventory: Inventory, device_id: str, as_json: bool) -> None:
     pid = apply_to_broker(inventory)
     reload_note = f"broker (pid {pid}) reloaded" if pid else "no running broker found: it applies this at its start"
     emit(as_json, {"device": dev.as_dict(), "reloaded_pid": pid}, f"device {device_id} revoked; {reload_note}")
+
+
+@provision.group()
+def account() -> None:
+    """The broker accounts that are not devices: central, provisioner, claim.
+
+    \b
+    Example:
+        smileloop provision account rotate central
+    """
+
+
+@account.command("rotate")
+@click.argument("username", type=click.Choice(["central", "provisioner", "claim"]))
+@json_option
+@pass_inventory
+def account_rotate(inventory: Inventory, username: str, as_json: bool) -> None:
+    """New password for a broker account; restart whatever uses it (central reads its password file at start).
+
+    \b
+    Example:
+        smileloop provision account rotate central
+    """
+    path = rotate_account(inventory, username)
+    emit(as_json, {"account": username, "password_file": str(path)},
+         f"account {username}: new password in {path} (0600); the old one stops working now")
 
 
 # --- claim codes ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ inventory file does not let anyone connect as a device. The CA key lives beside 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -117,6 +118,8 @@ class Inventory:
         self.clock = clock or SystemClock()
         self._lock = threading.RLock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():  # password hashes and claim code ids: for staff eyes only
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         try:
             self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10)
             self._conn.execute("PRAGMA journal_mode=WAL")

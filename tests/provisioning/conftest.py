@@ -19,8 +19,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from provisioning.broker import BrokerDir, write_broker_config
-from provisioning.bulk import create_device
 from provisioning.bundle import issue_bundle, write_bundle
+from provisioning.devices import create_device
 from provisioning.inventory import DeviceSpec, Inventory
 from smileloop.mosquitto import free_port, mosquitto_binary
 

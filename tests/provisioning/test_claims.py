@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from device.clock import FakeClock
 from device.config import load_config
-from provisioning.bulk import create_device
 from provisioning.claims import ClaimResponder, EnrolProfile, claim, code_id, create_claim, normalize_code, open_sealed
+from provisioning.devices import create_device
 from provisioning.errors import ClaimRefused, ClaimTimeout, InvalidInput
 from provisioning.inventory import DeviceSpec, Inventory
 from smileloop import topics

@@ -209,3 +209,44 @@ def test_every_command_has_an_example() -> None:
 
     for path, text in walk(provision, "provision") + walk(enroll, "enroll"):
         assert "Example" in text, f"'smileloop {path}' has no Example in its help"
+
+
+@pytest.mark.broker
+def test_account_rotation_retires_the_old_central_password(staff: tuple[Path, Path, int]) -> None:
+    inv, tmp, port = staff
+    assert (inv.stat().st_mode & 0o777) == 0o600  # the inventory holds hashes: staff eyes only
+    pw_file = tmp / "broker" / "accounts" / "central.password"
+    old = pw_file.read_text().strip()
+    broker = BrokerProcess(tmp / "broker" / "mosquitto.conf", [port]).start()
+    try:
+        out = json.loads(run(inv, "account", "rotate", "central", "--json").output)
+        assert out["password_file"] == str(pw_file) and old not in json.dumps(out)
+        new = pw_file.read_text().strip()
+        assert new != old and pw_file.stat().st_mode & 0o777 == 0o600
+
+        def old_refused() -> bool:
+            c = connect_v5(port, "central", old)
+            c.close()
+            return bool(c.connect_rc and c.connect_rc[0].is_failure)
+        wait_for(old_refused, 5, interval=0.1, message="the old central password to be refused")
+        c = connect_v5(port, "central", new)
+        c.close()
+        assert c.connect_rc and not c.connect_rc[0].is_failure
+    finally:
+        broker.stop()
+
+
+def test_tls_setup_keeps_the_plain_listener_on_loopback(tmp_path: Path) -> None:
+    inv = tmp_path / "inv.db"
+    run(inv, "broker-config", "--out", str(tmp_path / "b"), "--port", "1883", "--tls-port", "8883", "--bind", "0.0.0.0",
+        "--host", "broker.example.com", "--run-as", "root")
+    conf = (tmp_path / "b" / "mosquitto.conf").read_text()
+    assert "listener 1883 127.0.0.1" in conf and "listener 8883 0.0.0.0" in conf
+    assert "require_certificate true" in conf and "allow_anonymous false" in conf
+    from provisioning.tls import x509
+
+    cert = x509.load_pem_x509_certificate((tmp_path / "b" / "server.pem").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert names == ["broker.example.com"]
+    profile = (tmp_path / "b" / "enrol" / "enrol.toml").read_text()
+    assert 'url = "mqtts://broker.example.com:8883"' in profile and 'username = "claim"' in profile

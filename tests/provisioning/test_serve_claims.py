@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from device.config import load_config
-from provisioning.bulk import create_device
 from provisioning.claims import create_claim
+from provisioning.devices import create_device
 from provisioning.inventory import DeviceSpec
 from smileloop.cli import cli
 from tests.conftest import wait_for

@@ -1,4 +1,4 @@
-"""Creating devices: one checked against the device's own config validator, or many from a CSV.
+"""Creating devices: one, checked against the device's own config validator, or many from a CSV.
 
 A CSV is checked whole before anything is created, so a typo in row 40 does not leave 39 half-made devices.
 """
