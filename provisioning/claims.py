@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from provisioning.acl import CLAIM_PREFIX, claim_reply_topic, claim_request_topic
-from provisioning.bundle import Bundle, bundle_from_files, issue_bundle
+from provisioning.bundle import Bundle, bundle_from_files, commit_bundle, prepare_bundle
 from provisioning.errors import ClaimRefused, ClaimTimeout, InvalidInput, ProvisioningError
 from provisioning.inventory import Inventory
 from smileloop.connection import Connection
@@ -184,8 +184,10 @@ class ClaimResponder:
         try:
             request = json.loads(payload)
             peer = peer_key(request.get("pub") if isinstance(request, dict) else None)  # before the code is spent
-            device_id = self.inventory.redeem_claim(cid)
-            bundle = issue_bundle(self.inventory, device_id)
+            # Prepare first: if credentials cannot be made (broker files missing), the code is not spent.
+            prepared = prepare_bundle(self.inventory, self.inventory.redeem_claim(cid, peek=True))
+            self.inventory.redeem_claim(cid)
+            bundle = commit_bundle(self.inventory, prepared)
         except ClaimRefused as e:
             self.refused += 1
             log.warning("claim %s… refused: %s", cid[:8], e)
@@ -268,6 +270,7 @@ def claim(settings: BrokerSettings, code: str, *, timeout: float = 30.0) -> Bund
     subscribed = threading.Event()
 
     def on_connect(client: mqtt.Client) -> None:
+        client.on_subscribe = lambda *_: subscribed.set()
         client.subscribe(claim_reply_topic(cid), qos=1)
 
     conn = Connection(settings, f"claim-{cid[:12]}-{secrets.token_hex(3)}", backoff=Backoff(0.2, 2.0),
@@ -280,9 +283,7 @@ def claim(settings: BrokerSettings, code: str, *, timeout: float = 30.0) -> Bund
             if time.monotonic() >= deadline:
                 raise ClaimTimeout(f"could not reach the broker at {settings.redacted()} within {timeout:g}s "
                                    f"({conn.last_error})")
-        assert conn.client is not None
-        conn.client.on_subscribe = lambda *a: subscribed.set()
-        while not subscribed.is_set() and time.monotonic() < deadline:
+        while not subscribed.is_set() and time.monotonic() < deadline:  # ask only once the answer can arrive
             conn.step()
         request = json.dumps({"v": 1, "pub": _pub_b64(mine)})
         next_ask = 0.0

@@ -332,10 +332,11 @@ class Inventory:
                                                                        utc_iso(expires)))
         return expires
 
-    def redeem_claim(self, code_id: str) -> str:
+    def redeem_claim(self, code_id: str, *, peek: bool = False) -> str:
         """Mark a claim code used and return its device id; :class:`ClaimRefused` if it cannot be used.
 
         One transaction with ``BEGIN IMMEDIATE``: two kiosks racing with the same code cannot both win.
+        ``peek`` checks the same without using the code up.
         """
         now = self.clock.now()
         with self._write() as c:
@@ -349,7 +350,8 @@ class Inventory:
                 raise ClaimRefused(f"this claim code expired at {row['expires_at']}; ask for a new one")
             if row["state"] == REVOKED:
                 raise ClaimRefused("the device of this claim code has been revoked")
-            c.execute("UPDATE claims SET used_at = ? WHERE code_id = ?", (utc_iso(now), code_id))
+            if not peek:
+                c.execute("UPDATE claims SET used_at = ? WHERE code_id = ?", (utc_iso(now), code_id))
             return str(row["device_id"])
 
     def claims(self, device_id: str | None = None) -> list[dict[str, Any]]:

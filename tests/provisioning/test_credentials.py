@@ -102,3 +102,25 @@ def test_acl_names_exactly_the_devices_own_topics(inventory: Inventory) -> None:
     assert block == ["topic write smileloop/v1/s1/k1/ratings", "topic write smileloop/v1/s1/k1/status",
                      "topic read smileloop/v1/s1/k1/ack", "topic read smileloop/v1/s1/k1/config",
                      "topic read smileloop/v1/s1/outcomes/door"]
+
+
+def test_a_failed_answer_does_not_spend_the_code(inventory: Inventory) -> None:
+    """No broker files yet, or a request without a valid key: refused, and the code still works later."""
+    import base64
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from provisioning.claims import ClaimResponder
+    from smileloop.mqtt import BrokerSettings
+
+    inventory.add_claim("d" * 32, "k1", timedelta(hours=1))
+    responder = ClaimResponder(inventory, BrokerSettings.from_url("mqtt://127.0.0.1:1"))
+    pub = base64.b64encode(X25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    for payload in (b"not json", json.dumps({"v": 1, "pub": "!!"}).encode(),
+                    json.dumps({"v": 1, "pub": pub.decode()}).encode()):
+        answer = responder.answer("d" * 32, payload)
+        assert answer["ok"] is False, payload
+    assert "broker-config" in answer["error"]  # the last one failed only for want of a broker setup
+    assert inventory.redeem_claim("d" * 32) == "k1"
