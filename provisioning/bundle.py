@@ -26,6 +26,7 @@ from provisioning.tls import CertificateAuthority
 
 PASSWORD, CA, CERT, KEY, CONFIG = "password", "ca.pem", "client.pem", "client.key", "device.toml"
 SECRET_FILES = frozenset({PASSWORD, KEY})
+BUNDLE_FILES = frozenset({PASSWORD, CA, CERT, KEY, CONFIG})
 BOARD_DIR = "/smileloop"
 
 
@@ -138,6 +139,9 @@ def write_bundle(bundle: Bundle, out: Path) -> list[Path]:
             other = None
         if other not in (None, bundle.device.device_id):
             raise InvalidInput(f"{out} already holds the bundle of device {other!r}; choose another --out folder")
+    unknown = set(bundle.files) - BUNDLE_FILES
+    if unknown:  # a bundle that came over the network names only these files, never a path
+        raise InvalidInput(f"the bundle holds files it should not: {', '.join(sorted(unknown))}")
     written = []
     for name, data in sorted(bundle.files.items()):
         path = out / name

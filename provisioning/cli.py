@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
+from device.config import load_config
 from provisioning import devices
 from provisioning.broker import (
     BrokerDir,
@@ -537,6 +538,7 @@ def enroll(profile: Path, code: str, out: Path, timeout: float, as_json: bool) -
     settings = EnrolProfile.load(profile).settings
     bundle = fetch_claim(settings, code, timeout=timeout)
     written = write_bundle(bundle, out)
+    load_config(out / "device.toml")  # the device's own validator: what it fetched must run as is
     dev = bundle.device
     emit(as_json, {"device": dev.device_id, "site": dev.site, "location": dev.location, "out": str(out),
                    "written": [str(p) for p in written]},

@@ -124,3 +124,14 @@ def test_a_failed_answer_does_not_spend_the_code(inventory: Inventory) -> None:
         assert answer["ok"] is False, payload
     assert "broker-config" in answer["error"]  # the last one failed only for want of a broker setup
     assert inventory.redeem_claim("d" * 32) == "k1"
+
+
+def test_a_received_bundle_cannot_write_outside_its_folder(tmp_path: Path) -> None:
+    from provisioning.bundle import bundle_from_files, write_bundle
+
+    toml = b'[device]\nid = "k1"\nsite = "s1"\nlocation = "door"\n'
+    bundle = bundle_from_files({"device.toml": toml, "../../etc/cron.d/x": b"boom"})
+    with pytest.raises(InvalidInput, match="should not"):
+        write_bundle(bundle, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert not (tmp_path.parent / "etc").exists()
