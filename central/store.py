@@ -179,9 +179,9 @@ class CentralStore:
             if parent:
                 db.execute("UPDATE alerts SET hits = hits + 1, last_seen_at = ? WHERE id = ?", (at, parent["id"]))
                 self.audit(alert["id"], "central", "grouped", None, "open", now, {"under": parent["id"]})
-                return Opened("grouped", alert)
+                return Opened("grouped", self.alert(alert["id"]))
             self.audit(alert["id"], "central", "opened", None, "open", now, None)
-            return Opened("opened", alert)
+            return Opened("opened", self.alert(alert["id"]))
 
     def audit(self, alert_id: str, actor: str, action: str, from_state: str | None, to_state: str | None,
               at: datetime, note: dict[str, Any] | None) -> None:
