@@ -89,7 +89,7 @@ class ChaosReport:
             f"lost               {self.lost}",
             f"duplicated         {self.duplicated}",
             f"phantom            {self.phantom}",
-            f"undelivered        {self.undelivered_on_device}",
+            f"undelivered        {self.undelivered_on_device} (still queued on the device at the end)",
             f"faults             {faults}",
             f"integrity_check    {self.integrity_checks} run, {len(self.integrity_failures)} failed",
             f"clock jumped       {self.clock_jumps_seconds:+.0f} s in total",
@@ -338,7 +338,9 @@ def _account(report: ChaosReport, ledger: set[str], device_db: Path, central_db:
     report.device_rows = len(device_ids)
     report.unconfirmed = len(device_ids - ledger)
     report.rows_at_central = len(central_ids)
-    report.lost = len(ledger - central_set) + len(ledger - device_ids)
+    pending = set(_ids(device_db, "SELECT id FROM ratings WHERE state IN (0, 1)"))
+    # not at central but still queued on the device is late (a run that did not drain), not lost
+    report.lost = len(ledger - central_set - pending) + len(ledger - device_ids)
     report.duplicated = (len(central_ids) - len(central_set)) + int(seq_dupes[0] if seq_dupes else 0)
     report.phantom = len(central_set - device_ids)
-    report.undelivered_on_device = len(_ids(device_db, "SELECT id FROM ratings WHERE state IN (0, 1)"))
+    report.undelivered_on_device = len(pending)
