@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import signal
 import sys
@@ -68,12 +69,22 @@ def provision(ctx: click.Context, inventory_path: Path) -> None:
         smileloop provision location add store-042 exit-north
         smileloop provision device new --site store-042 --location exit-north --out /media/sdcard
     """
-    inventory = Inventory(inventory_path)
-    ctx.obj = inventory
-    ctx.call_on_close(inventory.close)
+    ctx.obj = inventory_path  # opened by each command that needs it, so --help never creates a file
 
 
-pass_inventory = click.make_pass_decorator(Inventory)
+def pass_inventory(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Open the inventory named by ``--inventory`` for one command, and close it after."""
+
+    @functools.wraps(f)
+    def with_inventory(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        inventory = Inventory(ctx.obj)
+        try:
+            return f(inventory, *args, **kwargs)
+        finally:
+            inventory.close()
+
+    return with_inventory
 
 
 # --- broker ---------------------------------------------------------------------------------------
