@@ -250,3 +250,26 @@ def test_tls_setup_keeps_the_plain_listener_on_loopback(tmp_path: Path) -> None:
     assert names == ["broker.example.com"]
     profile = (tmp_path / "b" / "enrol" / "enrol.toml").read_text()
     assert 'url = "mqtts://broker.example.com:8883"' in profile and 'username = "claim"' in profile
+
+
+def test_the_staff_guide_uses_only_real_commands_and_options() -> None:
+    """Every ``smileloop provision …`` / ``smileloop enroll …`` line in docs/PROVISIONING.md names a real command
+    and only options it has."""
+    import re
+    import shlex
+
+    from provisioning.cli import enroll
+
+    text = (Path(__file__).parents[2] / "docs" / "PROVISIONING.md").read_text()
+    lines = re.findall(r"smileloop (?:provision|enroll)[^`\n|\\']*(?:\\\n[^`\n|\\']*)*", text)
+    assert len(lines) > 15
+    for line in lines:
+        words = shlex.split(line.replace("\\\n", " ").split("#")[0])[1:]
+        cmd: click.Command = enroll if words[0] == "enroll" else provision
+        words = words[1:]
+        while isinstance(cmd, click.Group) and words and words[0] in cmd.commands:
+            cmd, words = cmd.commands[words[0]], words[1:]
+        known = {opt for p in cmd.params for opt in (*p.opts, *p.secondary_opts)} | {"--inventory"}
+        for word in words:
+            if word.startswith("--"):
+                assert word.split("=")[0] in known, f"{line!r}: {cmd.name} has no option {word}"
