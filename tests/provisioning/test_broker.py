@@ -108,6 +108,17 @@ def test_device_reads_only_its_own_config_receipts_and_location(setup: Setup) ->
         got = {t for t, _ in c.messages}  # overlapping subscriptions ("#") deliver a message twice
         assert got == {topics.config("store-1", "kiosk-c"), topics.outcomes("store-1", "exit")}, got
         assert json.loads(dict(c.messages)[topics.config("store-1", "kiosk-c")])["config"] == {"for": "kiosk-c"}
+        # Live messages too: central sends receipts to both devices; kiosk-c sees only its own.
+        central = connect_v5(setup.port, "central", setup.account_password("central"))
+        try:
+            central.publish(topics.ack("store-1", "kiosk-d"), {"v": 1, "stored": [["for-d", 0]]})
+            central.publish(topics.ack("store-1", "kiosk-c"), {"v": 1, "stored": [["for-c", 0]]})
+        finally:
+            central.close()
+        wait_for(lambda: any(t.endswith("/ack") for t, _ in c.messages), 5, message="kiosk-c's own receipt")
+        time.sleep(0.2)
+        acks = {json.loads(p)["stored"][0][0] for t, p in c.messages if t.endswith("/ack")}
+        assert acks == {"for-c"}
     finally:
         c.close()
 
