@@ -393,6 +393,49 @@ def device_list(inventory: Inventory, site_id: str | None, refresh: bool, broker
                                f"{d.last_seen or 'never':<26} {d.last_state or '-'}" for d in listed]))
 
 
+@device.command("replace")
+@click.argument("old_id")
+@click.option("--id", "device_id", help="Id of the new device (default <site>-<location>-<n>).")
+@with_delivery
+@click.option("--claim", "make_claim", is_flag=True, help="Make a one-time claim code for the new device.")
+@click.option("--ttl", type=click.FloatRange(min=0.01), default=DEFAULT_TTL.total_seconds() / 3600,
+              show_default=True, help="Hours a claim code stays valid.")
+@secret_option
+@json_option
+@pass_inventory
+def device_replace(inventory: Inventory, old_id: str, device_id: str | None, out: Path | None, board: str | None,
+                   dry_run: bool, make_claim: bool, ttl: float, show_secret: bool, as_json: bool) -> None:
+    """Swap a device: a new one with the same place and survey settings, and the old one revoked.
+
+    The new device gets a new identity; nothing of the old one is trusted any more.
+
+    \b
+    Example:
+        smileloop provision device replace store-042-exit-north-1 --claim
+    """
+    if not (out or board or make_claim):
+        raise click.UsageError("say where the new credentials go: --out DIR, --board PORT or --claim")
+    if make_claim and (out or board):
+        raise click.UsageError("--claim hands the credentials to the kiosk itself; leave out --out and --board")
+    if dry_run:
+        raise click.UsageError("--dry-run is for 'device new' and 'device rotate'; a replace revokes the old device")
+    old = inventory.device(old_id)
+    if old.state == "revoked":
+        raise InvalidInput(f"device {old_id!r} is already revoked; use 'device new' at its location")
+    dev = devices.create_device(inventory, devices.successor_spec(old, device_id))
+    result: dict[str, Any]
+    if make_claim:
+        code = create_claim(inventory, dev.device_id, timedelta(hours=ttl))
+        result, text = ({"device": dev.as_dict(), "claim_code": code.code, "expires_at": code.expires_at.isoformat()},
+                        _claim_text(code, qr=True))
+    else:
+        bundle, result = _deliver(inventory, dev.device_id, out, board, False, show_secret)
+        text = _bundle_text(bundle.device, result, show_secret)
+    inventory.revoke(old_id)  # only once the new one exists and its credentials went where they should
+    apply_to_broker(inventory)
+    emit(as_json, {**result, "replaced": old_id}, f"{text}\ndevice {old_id} revoked (replaced by {dev.device_id})")
+
+
 @device.command("rotate")
 @click.argument("device_id")
 @with_delivery

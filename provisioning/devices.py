@@ -53,6 +53,12 @@ def create_device(inventory: Inventory, spec: DeviceSpec) -> Device:
     return inventory.create_device(spec)
 
 
+def successor_spec(old: Device, device_id: str | None = None) -> DeviceSpec:
+    """A new device with the old one's place and survey: what a swap installs."""
+    return DeviceSpec(site=old.site, location=old.location, device_id=device_id, scale=old.scale,
+                      question=dict(old.question), languages=old.languages, hours=dict(old.hours))
+
+
 @dataclass(frozen=True)
 class Row:
     line: int

@@ -273,3 +273,19 @@ def test_the_staff_guide_uses_only_real_commands_and_options() -> None:
         for word in words:
             if word.startswith("--"):
                 assert word.split("=")[0] in known, f"{line!r}: {cmd.name} has no option {word}"
+
+
+def test_replace_swaps_in_a_new_identity_with_the_same_settings(staff: tuple[Path, Path, int]) -> None:
+    inv, tmp, _ = staff
+    run(inv, "device", "new", "--site", "store-9", "--location", "till", "--scale", "csat5", "--languages", "en,sv",
+        "--question", "en=How did we do?", "--hours", "sun=closed", "--out", str(tmp / "old"))
+    out = json.loads(run(inv, "device", "replace", "store-9-till-1", "--out", str(tmp / "new"), "--json").output)
+    assert out["replaced"] == "store-9-till-1" and out["device"]["id"] == "store-9-till-2"
+    old, new = load_config(tmp / "old" / "device.toml"), load_config(tmp / "new" / "device.toml")
+    assert (new.location, new.survey, new.hours) == (old.location, old.survey, old.hours)
+    states = {d["id"]: d["state"] for d in json.loads(run(inv, "device", "list", "--json").output)}
+    assert states == {"store-9-till-1": "revoked", "store-9-till-2": "active"}
+    passwd = (tmp / "broker" / "passwd").read_text()
+    assert "store-9-till-2:" in passwd and "store-9-till-1:" not in passwd
+    again = run(inv, "device", "replace", "store-9-till-1", "--claim", ok=False)
+    assert again.exit_code == 2 and "already revoked" in again.output
