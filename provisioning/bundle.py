@@ -177,7 +177,10 @@ def mpremote_command(files: list[Path], port: str, remote_dir: str = BOARD_DIR,
     """
     if not port or any(c.isspace() for c in port):
         raise InvalidInput(f"board port {port!r} must be a serial device such as /dev/ttyACM0 (or 'auto')")
-    mkdir = f"import os\ntry:\n os.mkdir({remote_dir!r})\nexcept OSError:\n pass"
+    name = remote_dir.strip("/")
+    if not name or any(c in name for c in "/'\"\\ "):
+        raise InvalidInput(f"board folder {remote_dir!r} must be one folder at the root, e.g. /smileloop")
+    mkdir = f'import os;"{name}" in os.listdir("/") or os.mkdir("/{name}")'
     return [mpremote or mpremote_program(), "connect", port, "exec", mkdir, "+", "fs", "cp", *[str(f) for f in files],
             f":{remote_dir}/"]
 

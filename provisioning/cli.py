@@ -10,6 +10,7 @@ import contextlib
 import csv
 import functools
 import json
+import shlex
 import signal
 import sys
 import threading
@@ -252,8 +253,11 @@ def _bundle_text(device: Device, data: dict[str, Any], show_secret: bool) -> str
     if "out" in data:
         lines.append(f"  bundle written to {data['out']}/ (device.toml; password and key files 0600)")
     if "board_command" in data:
-        verb = "copied to the board with" if data["board_copied"] else "would run"
-        lines.append(f"  {verb}: {' '.join(data['board_command'][:3])} … fs cp … {data['board_command'][-1]}")
+        cmd = data["board_command"]
+        if data["board_copied"]:
+            lines.append(f"  copied to the board with {' '.join(cmd[:3])} … fs cp … {cmd[-1]}")
+        else:
+            lines.append(f"  would run (dry run, credentials unchanged):\n    {shlex.join(cmd)}")
     if show_secret and "password" in data:
         lines.append(f"  password: {data['password']}")
     return "\n".join(lines)

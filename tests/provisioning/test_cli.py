@@ -186,7 +186,7 @@ def test_board_copy_runs_mpremote(staff: tuple[Path, Path, int]) -> None:
               "/dev/ttyACM9", "--dry-run", "--json")
     cmd = json.loads(dry.output)["board_command"]
     assert Path(cmd[0]).name == "mpremote" and cmd[1:4] == ["connect", "/dev/ttyACM9", "exec"]
-    assert "os.mkdir('/smileloop')" in cmd[4] and cmd[5:8] == ["+", "fs", "cp"] and cmd[-1] == ":/smileloop/"
+    assert 'os.mkdir("/smileloop")' in cmd[4] and cmd[5:8] == ["+", "fs", "cp"] and cmd[-1] == ":/smileloop/"
     assert sorted(Path(p).name for p in cmd[8:-1]) == ["device.json", "device.toml", "password"]
     assert json.loads(run(inv, "device", "list", "--json").output)[0]["state"] == "new"  # a dry run changes nothing
 
