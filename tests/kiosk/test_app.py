@@ -136,3 +136,28 @@ def test_a_broken_store_shows_out_of_order_instead_of_thanks(kiosk, caplog):
     assert k.flow.store is not None and len(k.flow.store.all_ratings()) == 1
     k.flow.store.close()
     assert k.flow.step is Step.REASON
+
+
+def test_many_visitors_leave_no_widgets_behind(kiosk):
+    """Months unattended: every screen is rebuilt per visitor, so nothing may pile up."""
+    import gc
+
+    from kivy.uix.widget import Widget
+
+    def widgets() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if issubclass(type(o), Widget))  # not weak proxies
+
+    k = kiosk(response_interval=0.0)
+    counts = []
+    for visitors in (3, 8, 8):
+        for i in range(visitors):
+            k.touch(k.face(1 if i % 3 == 0 else 3))
+            if k.screen().name == "reason":
+                k.tap_text("Price")
+                k.tap_text("Send")
+            k.flow.reset()
+            k.pump(1)
+        counts.append(widgets())
+    assert len(k.device.rows()) == 19
+    assert counts[2] <= counts[1] <= counts[0], f"widgets grew: {counts} after 3, 11 and 19 visitors"
