@@ -71,6 +71,16 @@ class Database:
         with self._lock:
             return self._run(sql, params)[0]
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for many rows (PostgreSQL pipelines them: one round trip, not one per row)."""
+        if rows:
+            with self._lock:
+                self._run_many(sql, rows)
+
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        for row in rows:
+            self._run(sql, row)
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
@@ -107,6 +117,9 @@ class SqliteDatabase(Database):
         cur = self.conn.execute(sql, tuple(params))
         rows = [dict(r) for r in cur.fetchall()] if cur.description else []
         return rows, cur.rowcount
+
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, [tuple(r) for r in rows])
 
     def close(self) -> None:
         with self._lock:
@@ -151,6 +164,10 @@ class PostgresDatabase(Database):
         cur = self.conn.execute(_pg_sql(sql), tuple(params))
         rows = [dict(r) for r in cur.fetchall()] if cur.description else []
         return rows, cur.rowcount
+
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany(_pg_sql(sql), [tuple(r) for r in rows])
 
     def drop_schema(self) -> None:
         """Remove this store's schema and everything in it (tests)."""

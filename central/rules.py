@@ -9,7 +9,6 @@ with time). What a rule returns is a *candidate*; :func:`raise_candidates` opens
 from __future__ import annotations
 
 import itertools
-import json
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
@@ -158,29 +157,45 @@ def rating_rule(book: RuleBook) -> Any:
     return rule
 
 
-def _ratings(store: CentralStore, site: str, since: datetime, until: datetime, *, location: str | None = None,
-             device: str | None = None) -> list[dict[str, Any]]:
-    """Ratings in ``[since, until]`` by repaired ts, oldest first, repeat presses left out."""
-    sql = "SELECT id, device_id, location, scale, value, sentiment, ts, reason, flags FROM ratings WHERE site = ?"
-    params: list[Any] = [site]
+NOT_REPEAT = "(flags IS NULL OR flags NOT LIKE '%\"repeat\"%')"
+
+
+@dataclass(frozen=True)
+class Window:
+    """Counts of the ratings in a window (repeat presses left out), from one grouped query."""
+
+    responses: int
+    negatives: int
+    positives: int
+    index: float  # mean rating on 0–100, whatever the scale; 100 with no ratings
+    reasons: list[list[Any]]  # [[reason, negatives with it], …], most frequent first
+
+
+def window(store: CentralStore, site: str, since: datetime, until: datetime, *,
+           location: str | None = None) -> Window:
+    sql = ("SELECT scale, value, sentiment, reason, count(*) AS n FROM ratings WHERE site = ? AND ts >= ? "
+           f"AND ts <= ? AND {NOT_REPEAT}")
+    params: list[Any] = [site, utc_iso(since), utc_iso(until)]
     if location is not None:
         sql += " AND location = ?"
         params.append(location)
-    if device is not None:
-        sql += " AND device_id = ?"
-        params.append(device)
-    sql += " AND ts >= ? AND ts <= ? ORDER BY ts, seq"
-    rows = store.query(sql, [*params, utc_iso(since), utc_iso(until)])
-    return [r for r in rows if "repeat" not in json.loads(r["flags"] or "[]")]
-
-
-def _index(rows: list[dict[str, Any]]) -> float:
-    """Mean rating on 0–100, whatever the scale."""
-    vals = []
+    rows = store.query(sql + " GROUP BY scale, value, sentiment, reason", params)
+    total = neg = pos = 0
+    score = 0.0
+    reasons: Counter[str] = Counter()
     for r in rows:
-        s = get_scale(r["scale"])
-        vals.append(100.0 * (r["value"] - s.low) / (s.high - s.low))
-    return statistics.fmean(vals) if vals else 100.0
+        n = int(r["n"])
+        scale = get_scale(r["scale"])
+        total += n
+        score += n * 100.0 * (r["value"] - scale.low) / (scale.high - scale.low)
+        if r["sentiment"] == "negative":
+            neg += n
+            if r["reason"]:
+                reasons[r["reason"]] += n
+        elif r["sentiment"] == "positive":
+            pos += n
+    return Window(responses=total, negatives=neg, positives=pos, index=score / total if total else 100.0,
+                  reasons=[[k, v] for k, v in reasons.most_common()])
 
 
 def location_rules(store: CentralStore, org: Org, book: RuleBook, site: str, location: str,
@@ -189,50 +204,53 @@ def location_rules(store: CentralStore, org: Org, book: RuleBook, site: str, loc
     out: list[dict[str, Any]] = []
     where = f"{site} / {location}"
     key = f"{site}/{location}"
+    windows: dict[float, Window] = {}
+
+    def last(seconds: float) -> Window:
+        if seconds not in windows:
+            windows[seconds] = window(store, site, now - timedelta(seconds=seconds), now, location=location)
+        return windows[seconds]
+
     p = book.params("negative_share", site, location)
     if p["enabled"]:
-        rows = _ratings(store, site, now - timedelta(seconds=p["window"]), now, location=location)
-        neg = sum(r["sentiment"] == "negative" for r in rows)
-        if len(rows) >= p["min_responses"] and neg / len(rows) >= p["threshold"]:
+        w = last(p["window"])
+        if w.responses >= p["min_responses"] and w.negatives / w.responses >= p["threshold"]:
             out.append(candidate("negative_share", site, location,
-                                 f"{round(100 * neg / len(rows))} % unhappy at {where} in the last "
+                                 f"{round(100 * w.negatives / w.responses)} % unhappy at {where} in the last "
                                  f"{_minutes(p['window'])}",
-                                 {"negatives": neg, "responses": len(rows), "window": p["window"],
-                                  "reasons": _top_reasons(rows, 3)}, group_key=key))
+                                 {"negatives": w.negatives, "responses": w.responses, "window": p["window"],
+                                  "reasons": w.reasons[:3]}, group_key=key))
     p = book.params("negative_count", site, location)
     if p["enabled"]:
-        rows = _ratings(store, site, now - timedelta(seconds=p["window"]), now, location=location)
-        neg = sum(r["sentiment"] == "negative" for r in rows)
-        if neg >= p["count"]:
+        w = last(p["window"])
+        if w.negatives >= p["count"]:
             out.append(candidate("negative_count", site, location,
-                                 f"{neg} unhappy visitors at {where} in the last {_minutes(p['window'])}",
-                                 {"negatives": neg, "window": p["window"], "reasons": _top_reasons(rows, 3)},
+                                 f"{w.negatives} unhappy visitors at {where} in the last {_minutes(p['window'])}",
+                                 {"negatives": w.negatives, "window": p["window"], "reasons": w.reasons[:3]},
                                  group_key=key))
     p = book.params("low_index", site, location)
     if p["enabled"]:
-        rows = _ratings(store, site, now - timedelta(seconds=p["window"]), now, location=location)
-        index = _index(rows)
-        if len(rows) >= p["min_responses"] and index < p["below"]:
-            out.append(candidate("low_index", site, location, f"Satisfaction index {index:.0f} at {where}",
-                                 {"index": round(index, 1), "below": p["below"], "responses": len(rows),
+        w = last(p["window"])
+        if w.responses >= p["min_responses"] and w.index < p["below"]:
+            out.append(candidate("low_index", site, location, f"Satisfaction index {w.index:.0f} at {where}",
+                                 {"index": round(w.index, 1), "below": p["below"], "responses": w.responses,
                                   "window": p["window"]}, group_key=key))
     day = now.astimezone(ZoneInfo(org.hours(site).timezone)).date().isoformat()
     p = book.params("happy_streak", site, location)
     if p["enabled"]:
-        rows = store.query("SELECT sentiment, flags FROM ratings WHERE site = ? AND location = ? AND ts <= ? "
-                           "ORDER BY ts DESC, seq DESC LIMIT ?", (site, location, utc_iso(now), int(p["run"]) * 2))
-        rows = [r for r in rows if "repeat" not in json.loads(r["flags"] or "[]")][: int(p["run"])]
+        rows = store.query("SELECT sentiment FROM ratings WHERE site = ? AND location = ? AND ts <= ? "
+                           f"AND {NOT_REPEAT} ORDER BY ts DESC, seq DESC LIMIT ?",
+                           (site, location, utc_iso(now), int(p["run"])))
         if len(rows) >= p["run"] and all(r["sentiment"] == "positive" for r in rows):
             out.append(candidate("happy_streak", site, location, f"{p['run']} happy visitors in a row at {where}!",
                                  {"run": p["run"]}, group_key=f"{key}/{day}"))
     p = book.params("promoter_burst", site, location)
     if p["enabled"]:
-        rows = _ratings(store, site, now - timedelta(seconds=p["window"]), now, location=location)
-        pos = sum(r["sentiment"] == "positive" for r in rows)
-        if pos >= p["count"]:
+        w = last(p["window"])
+        if w.positives >= p["count"]:
             out.append(candidate("promoter_burst", site, location,
-                                 f"{pos} delighted visitors at {where} in the last {_minutes(p['window'])}!",
-                                 {"positives": pos, "window": p["window"]}, group_key=f"{key}/{day}"))
+                                 f"{w.positives} delighted visitors at {where} in the last {_minutes(p['window'])}!",
+                                 {"positives": w.positives, "window": p["window"]}, group_key=f"{key}/{day}"))
     return out
 
 
@@ -275,21 +293,21 @@ def recurring_reason(store: CentralStore, org: Org, book: RuleBook, site: str, n
     if not p["enabled"]:
         return []
     tz = ZoneInfo(org.hours(site).timezone)
-    local = now.astimezone(tz)
-    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = [r for r in _ratings(store, site, start, now) if r["sentiment"] == "negative" and r["reason"]]
-    counts = Counter(r["reason"] for r in rows)
+    start = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = store.query("SELECT reason, location, count(*) AS n FROM ratings WHERE site = ? AND ts >= ? AND ts <= ? "
+                       f"AND sentiment = 'negative' AND reason IS NOT NULL AND {NOT_REPEAT} "
+                       "GROUP BY reason, location", (site, utc_iso(start), utc_iso(now)))
+    counts: Counter[str] = Counter()
+    places: dict[str, Counter[str]] = {}
+    for r in rows:
+        counts[r["reason"]] += int(r["n"])
+        places.setdefault(r["reason"], Counter())[r["location"]] += int(r["n"])
     top = [[reason, n] for reason, n in counts.most_common(int(p["top"]))]
-    out = []
-    for reason, n in counts.items():
-        if n >= p["count"]:
-            locations = Counter(r["location"] for r in rows if r["reason"] == reason)
-            out.append(candidate("recurring_reason", site, None,
-                                 f"'{reason}' again and again at {site}: {n} times today",
-                                 {"reason": reason, "count": n, "day": start.date().isoformat(), "top_reasons": top,
-                                  "locations": dict(locations.most_common())},
-                                 group_key=f"{site}/{reason}/{start.date().isoformat()}"))
-    return out
+    day = start.date().isoformat()
+    return [candidate("recurring_reason", site, None, f"'{reason}' again and again at {site}: {n} times today",
+                      {"reason": reason, "count": n, "day": day, "top_reasons": top,
+                       "locations": dict(places[reason].most_common())}, group_key=f"{site}/{reason}/{day}")
+            for reason, n in counts.most_common() if n >= p["count"]]
 
 
 def status_rules(store: CentralStore, org: Org, book: RuleBook, now: datetime) -> list[dict[str, Any]]:
@@ -402,11 +420,6 @@ def raise_candidates(store: CentralStore, book: RuleBook, candidates: list[dict[
         p = book.params(c["kind"], c["site"], c.get("location"))
         out.append(store.open_alert(c, now, cooldown=p["cooldown"], reopen_within=p["reopen_within"]))
     return out
-
-
-def _top_reasons(rows: list[dict[str, Any]], n: int) -> list[list[Any]]:
-    counts = Counter(r["reason"] for r in rows if r["sentiment"] == "negative" and r["reason"])
-    return [[reason, k] for reason, k in counts.most_common(n)]
 
 
 def _minutes(seconds: float) -> str:

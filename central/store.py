@@ -85,25 +85,15 @@ class CentralStore:
                 for row in db.query(f"SELECT id, rev FROM ratings WHERE id IN ({','.join('?' * len(chunk))})",
                                     chunk):
                     known[row["id"]] = row["rev"]
+            inserts: list[tuple[Any, ...]] = []
             for r in ratings:
                 if r.id not in known:
-                    changed = db.execute(
-                        "INSERT INTO ratings (id, device_id, site, location, scale, value, sentiment, ts, "
-                        "received_at, seq, reason, comment, contact, flags, boot_id, mono, rev, ts_device, "
-                        "ts_repaired) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                        (r.id, device, site, r.location, r.scale, r.value, r.sentiment, utc_iso(r.ts), at, r.seq,
-                         r.reason, r.comment, r.contact, json.dumps(list(r.flags)) if r.flags else None,
-                         r.boot_id, r.mono, r.rev, utc_iso(r.ts_device or r.ts), 1 if r.ts_device else 0))
+                    inserts.append((r.id, device, site, r.location, r.scale, r.value, r.sentiment, utc_iso(r.ts), at,
+                                    r.seq, r.reason, r.comment, r.contact,
+                                    json.dumps(list(r.flags)) if r.flags else None, r.boot_id, r.mono, r.rev,
+                                    utc_iso(r.ts_device or r.ts), 1 if r.ts_device else 0))
                     known[r.id] = r.rev
-                    if not changed:
-                        dup += 1
-                        continue
                     new.append(r)
-                    candidate = rule(r, site, device) if rule else None
-                    if candidate is not None:
-                        opened = self.open_alert(candidate, received_at, cooldown=cooldown)
-                        if opened.action != "duplicate":
-                            alerts.append({**opened.alert, "_action": opened.action})
                 elif r.rev > known[r.id]:
                     db.execute("UPDATE ratings SET reason = ?, comment = ?, contact = ?, rev = ? WHERE id = ?",
                                (r.reason, r.comment, r.contact, r.rev, r.id))
@@ -111,6 +101,18 @@ class CentralStore:
                     updated.append(r)
                 else:
                     dup += 1
+            # A rating another worker stored in the meantime is skipped here, and its alert stays unique through
+            # the (kind, rating_id) index.
+            db.executemany(
+                "INSERT INTO ratings (id, device_id, site, location, scale, value, sentiment, ts, received_at, seq, "
+                "reason, comment, contact, flags, boot_id, mono, rev, ts_device, ts_repaired) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", inserts)
+            for r in new:
+                candidate = rule(r, site, device) if rule else None
+                if candidate is not None:
+                    opened = self.open_alert(candidate, received_at, cooldown=cooldown)
+                    if opened.action != "duplicate":
+                        alerts.append({**opened.alert, "_action": opened.action})
         return StoredBatch(new=new, updated=updated, duplicates=dup, alerts=alerts)
 
     def reject(self, topic: str, raw: bytes, reason: str, received_at: datetime, rating_id: str | None = None) -> None:
@@ -139,13 +141,14 @@ class CentralStore:
                               (candidate["kind"], candidate["rating_id"]))
                 if same:
                     return Opened("duplicate", _alert_row(same))
-            live = db.one("SELECT * FROM alerts WHERE kind = ? AND group_key = ? AND state <> 'resolved'",
-                          (candidate["kind"], key))
+            live = None if candidate.get("rating_id") else db.one(
+                "SELECT * FROM alerts WHERE kind = ? AND group_key = ? AND state <> 'resolved'",
+                (candidate["kind"], key))
             if live:
                 db.execute("UPDATE alerts SET hits = hits + 1, last_seen_at = ?, detail = ? WHERE id = ?",
                            (at, json.dumps(candidate.get("detail") or {}), live["id"]))
                 return Opened("repeated", _alert_row(live))
-            if reopen_within > 0:
+            if reopen_within > 0 and not candidate.get("rating_id"):
                 since = utc_iso(now - timedelta(seconds=reopen_within))
                 old = db.one("SELECT * FROM alerts WHERE kind = ? AND group_key = ? AND state = 'resolved' "
                              "AND resolved_at >= ? ORDER BY resolved_at DESC LIMIT 1", (candidate["kind"], key, since))
