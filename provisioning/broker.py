@@ -7,9 +7,12 @@ SIGHUP (Mosquitto re-reads them then), so a revoked device is refused at its nex
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -246,9 +249,29 @@ def rotate_account(inventory: Inventory, username: str) -> Path:
     return d.account_password(username)
 
 
+@contextmanager
+def _files_lock(d: BrokerDir) -> Iterator[None]:
+    """One writer of the broker's files at a time (staff commands and the claim responder may overlap).
+
+    Each caller has committed its inventory change before it waits here and renders after, so the last file
+    written always holds every change.
+    """
+    with (d.root / ".lock").open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def sync_broker_files(inventory: Inventory, *, run_as: str | None = None) -> list[Path]:
     """Re-write the password file, ACL and CRL from the inventory (atomically, 0600)."""
     d = broker_dir(inventory)
+    with _files_lock(d):
+        return _write_files(inventory, d, run_as)
+
+
+def _write_files(inventory: Inventory, d: BrokerDir, run_as: str | None) -> list[Path]:
     owner = run_as if run_as is not None else inventory.setting("run_as")
     if run_as is not None:
         inventory.set_settings(run_as=run_as)

@@ -135,3 +135,36 @@ def test_a_received_bundle_cannot_write_outside_its_folder(tmp_path: Path) -> No
         write_bundle(bundle, tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     assert not (tmp_path.parent / "etc").exists()
+
+
+def test_concurrent_staff_commands_leave_every_device_in_the_password_file(tmp_path: Path) -> None:
+    """Staff commands and the claim responder are separate processes on one inventory: no change is lost."""
+    from provisioning.broker import write_broker_config
+    from provisioning.bundle import issue_bundle
+
+    inv = Inventory(tmp_path / "inv.db")
+    write_broker_config(inv, tmp_path / "broker", 1883)
+    inv.add_site("s1")
+    inv.add_location("s1", "door")
+    ids = [f"k{n}" for n in range(8)]
+    for device_id in ids:
+        inv.create_device(DeviceSpec(site="s1", location="door", device_id=device_id))
+    errors: list[BaseException] = []
+
+    def issue(device_id: str) -> None:
+        own = Inventory(inv.path)  # its own connection, as another process would have
+        try:
+            issue_bundle(own, device_id)
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=issue, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    users = {line.split(":")[0] for line in (tmp_path / "broker" / "passwd").read_text().splitlines()}
+    assert set(ids) <= users
