@@ -168,3 +168,29 @@ def test_concurrent_staff_commands_leave_every_device_in_the_password_file(tmp_p
     assert not errors
     users = {line.split(":")[0] for line in (tmp_path / "broker" / "passwd").read_text().splitlines()}
     assert set(ids) <= users
+
+
+def test_broker_files_wait_for_the_writer_holding_the_lock(tmp_path: Path) -> None:
+    """While one writer holds the broker files' lock, another commits its change but waits to write the files."""
+    import fcntl
+
+    from provisioning.broker import write_broker_config
+    from provisioning.bundle import issue_bundle
+    from tests.conftest import wait_for
+
+    inv = Inventory(tmp_path / "inv.db")
+    write_broker_config(inv, tmp_path / "broker", 1883)
+    inv.add_site("s1")
+    inv.add_location("s1", "door")
+    inv.create_device(DeviceSpec(site="s1", location="door", device_id="k1"))
+    passwd = tmp_path / "broker" / "passwd"
+    done = threading.Event()
+    with (tmp_path / "broker" / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        worker = threading.Thread(target=lambda: (issue_bundle(Inventory(inv.path), "k1"), done.set()))
+        worker.start()
+        wait_for(lambda: inv.device("k1").state == "active", 10, message="the change to be committed")
+        assert not done.wait(0.3) and "k1:" not in passwd.read_text()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    assert done.wait(10) and "k1:" in passwd.read_text()
+    worker.join(10)
