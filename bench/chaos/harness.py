@@ -73,6 +73,7 @@ class ChaosReport:
     clock_jumps_seconds: float = 0.0
     tapping_seconds: float = 0.0
     drain_seconds: float | None = None  # last tap and last fault → everything receipted at central
+    worst_delay_seconds: float | None = None  # the longest tap → stored at central (central's repaired ts)
     total_seconds: float = 0.0
 
     @property
@@ -94,6 +95,8 @@ class ChaosReport:
             f"integrity_check    {self.integrity_checks} run, {len(self.integrity_failures)} failed",
             f"clock jumped       {self.clock_jumps_seconds:+.0f} s in total",
             f"time to drain      {drain} (tapping {self.tapping_seconds:.1f} s, total {self.total_seconds:.1f} s)",
+            f"worst tap→central  {self.worst_delay_seconds if self.worst_delay_seconds is not None else '?'} s "
+            "(by central's repaired ts)",
             f"verdict            {'OK: nothing lost, nothing twice' if self.ok else 'FAILED'}",
         ]
 
@@ -344,3 +347,5 @@ def _account(report: ChaosReport, ledger: set[str], device_db: Path, central_db:
     report.duplicated = (len(central_ids) - len(central_set)) + int(seq_dupes[0] if seq_dupes else 0)
     report.phantom = len(central_set - device_ids)
     report.undelivered_on_device = len(pending)
+    worst = _ids(central_db, "SELECT max(julianday(received_at) - julianday(ts)) * 86400 FROM ratings")
+    report.worst_delay_seconds = round(float(worst[0]), 2) if worst and worst[0] is not None else None
