@@ -56,7 +56,7 @@ def _tap(app: Any, value: int) -> tuple[float, float, str]:
 
     flow = app.flow
     recorder = flow.recorder
-    face = next(w for w in app.manager.current_screen.walk() if isinstance(w, Face) and w.value == value)
+    face = next(w for w in app.shown().walk() if isinstance(w, Face) and w.value == value)
     x, y = face.to_window(*face.center)
     record = recorder.record
     spent = [0.0]
@@ -78,7 +78,7 @@ def _tap(app: Any, value: int) -> tuple[float, float, str]:
         elapsed = time.perf_counter() - t0
     finally:
         del recorder.record
-    return elapsed, spent[0], app.manager.current
+    return elapsed, spent[0], app.shown().name
 
 
 def _baseline(app: Any) -> float:

@@ -14,7 +14,6 @@ from kivy.clock import Clock
 from kivy.core.window import Window
 from kivy.input.motionevent import MotionEvent
 from kivy.uix.floatlayout import FloatLayout
-from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from kiosk_ui.flow import KioskFlow, Step
 from kiosk_ui.screens import SCREENS, KioskScreen
@@ -55,16 +54,14 @@ class KioskApp(App):
         self.flow = flow
         self.tick_interval = tick
         self.screens: dict[Step, KioskScreen] = {}
-        self.manager: ScreenManager | None = None
+        self.stage: FloatLayout | None = None
 
     def build(self) -> KioskRoot:
-        self.manager = ScreenManager(transition=NoTransition())
-        for cls in SCREENS:
-            screen = cls()
-            self.screens[cls.step] = screen
-            self.manager.add_widget(screen)
+        # One screen on stage at a time, swapped in the same frame: no transition that could swallow a touch.
+        self.stage = FloatLayout()
+        self.screens = {cls.step: cls() for cls in SCREENS}
         root = KioskRoot(self)
-        root.add_widget(self.manager)
+        root.add_widget(self.stage)
         Clock.schedule_interval(self._tick, self.tick_interval)
         Window.bind(on_resize=lambda *_: self.redraw())
         self.use(self.flow)
@@ -79,23 +76,29 @@ class KioskApp(App):
         self.redraw()
 
     def redraw(self) -> None:
-        if self.manager is None:
+        if self.stage is None:
             return
         screen = self.screens[self.flow.step]
         screen.build(self.flow)
-        self.manager.current = screen.name
+        if self.shown() is not screen:
+            self.stage.clear_widgets()
+            self.stage.add_widget(screen)
 
-    def current_screen(self) -> KioskScreen:
-        return self.screens[self.flow.step]
+    def shown(self) -> KioskScreen | None:
+        """The screen on stage now."""
+        if self.stage is None or not self.stage.children:
+            return None
+        screen: KioskScreen = self.stage.children[0]
+        return screen
 
     def _on_flow(self, what: str) -> None:
         if what == "exit":
             self.stop()
             return
-        if self.manager is None:
+        if self.stage is None:
             return
         screen = self.screens[self.flow.step]
-        if what in ("text", "outcome", "status") and self.manager.current == screen.name:
+        if what in ("text", "outcome", "status") and self.shown() is screen:
             screen.update(self.flow)
         else:
             self.redraw()

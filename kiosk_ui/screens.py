@@ -13,9 +13,9 @@ from typing import Any
 from kivy.graphics import Color, Rectangle
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
+from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.gridlayout import GridLayout
 from kivy.uix.label import Label
-from kivy.uix.screenmanager import Screen
 from kivy.uix.togglebutton import ToggleButton
 from kivy.uix.widget import Widget
 
@@ -65,14 +65,15 @@ def button(value: str, size: float, on_press: Callable[[], object], colour: Sequ
     return b
 
 
-class KioskScreen(Screen):
+class KioskScreen(FloatLayout):
     """One step; ``unit`` is a font unit that scales with the window (designed at 480 px high)."""
 
     step: Step = Step.RATING
     background: Sequence[float] = PAPER
 
     def __init__(self, **kw: Any) -> None:
-        super().__init__(name=self.step.value, **kw)
+        super().__init__(**kw)
+        self.name = self.step.value
         paint(self, self.background)
         self.unit = 1.0
 

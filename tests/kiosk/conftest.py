@@ -28,7 +28,7 @@ os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_FILELOG", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
-from device.clock import FakeClock
+from device.clock import Clock, FakeClock
 from device.config import load_config
 from device.store import DeviceStore
 from kiosk_ui.flow import KioskFlow, Timings
@@ -46,7 +46,7 @@ class Device:
 
     folder: Path
     config_path: Path
-    clock: FakeClock
+    clock: Any  # a FakeClock, or the real one for tests against central
     store: DeviceStore
     flow: KioskFlow
 
@@ -66,15 +66,20 @@ class Device:
 def make_device(tmp_path: Path) -> Iterator[Callable[..., Device]]:
     stores: list[DeviceStore] = []
 
-    def make(scale: str = "smiley4", timings: Timings = FAST, **survey: Any) -> Device:
+    def make(scale: str = "smiley4", timings: Timings = FAST, broker_url: str | None = None,
+             clock: Clock | None = None, **survey: Any) -> Device:
         folder = tmp_path / f"device{len(stores)}"
         folder.mkdir()
         config_path = folder / "device.toml"
-        config_path.write_text(tomli_w.dumps(sample_config(folder, scale, **survey)))
+        data = sample_config(folder, scale, **survey)
+        if broker_url:
+            data["broker"] = {"url": broker_url}
+            data["sync"] = {"ack_timeout": 3, "batch_delay": 0.1, "reconnect_min": 0.1, "reconnect_max": 1.0}
+        config_path.write_text(tomli_w.dumps(data))
         config = load_config(config_path)
         store = DeviceStore(config.storage.path)
         stores.append(store)
-        clock = FakeClock(SAMPLE_TIME)
+        clock = clock or FakeClock(SAMPLE_TIME)
         flow = KioskFlow(config, store=store, clock=clock, timings=timings, config_path=config_path)
         return Device(folder, config_path, clock, store, flow)
 
@@ -133,7 +138,7 @@ class Kiosk:
         self.touch_at(*widget.to_window(*widget.center))
 
     def screen(self) -> Any:
-        return self.app.manager.current_screen
+        return self.app.shown()
 
     def widgets(self, kind: type | None = None) -> list[Any]:
         found: list[Any] = []

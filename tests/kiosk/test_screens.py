@@ -15,7 +15,7 @@ def test_every_screen_renders_with_its_texts_in_both_languages(kiosk, tmp_path):
     for lang in ("en", "sv"):
         for shot in walk(k.flow, lang):
             pump(3)
-            screen = k.app.manager.current_screen
+            screen = k.app.shown()
             texts = " | ".join(visible_texts(screen))
             for expected in shot.expected:
                 assert expected in texts, f"{shot.name}: {expected!r} missing from {texts!r}"
