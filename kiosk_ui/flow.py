@@ -354,7 +354,9 @@ class KioskFlow:
     def tick(self) -> None:
         """Run the timers: thank-you, idle reset, recovery, and between visitors config, hours, outcomes."""
         now = self.clock.monotonic()
-        idle = self.step in ENGAGED and now - self._last_touch >= self.config.survey.idle_reset
+        # A visitor who switched language and left without a tap must not leave the next one in it.
+        lingering = self.step in ENGAGED or (self.step is Step.RATING and self.lang != self.default_language)
+        idle = lingering and now - self._last_touch >= self.config.survey.idle_reset
         thanked = self.step is Step.THANKS and now - self._step_since >= self.timings.thanks
         if idle or thanked:
             self.reset()

@@ -206,3 +206,16 @@ def test_staff_can_close_the_kiosk_but_a_visitor_cannot(make_device):
     flow.pin_submit()
     flow.request_exit()
     assert flow.exit_requested and heard[-1] == "exit"
+
+
+def test_a_language_left_behind_without_a_tap_is_reset_for_the_next_visitor(make_device):
+    d = make_device()
+    flow = d.flow
+    flow.toggle_language()
+    assert flow.lang == "sv" and d.rows() == []
+    d.clock.advance(flow.config.survey.idle_reset - 1)
+    flow.tick()
+    assert flow.lang == "sv", "still the same visitor reading"
+    d.clock.advance(1)
+    flow.tick()
+    assert flow.lang == "en" and flow.step is Step.RATING

@@ -45,3 +45,18 @@ def test_the_nps_and_five_point_scales_draw_their_own_rating_screens(kiosk):
     assert sorted(f.value for f in k.widgets(Face)) == [1, 2, 3, 4, 5]
     k.touch(k.face(3))
     assert k.screen().name == "thanks" and k.device.rows()[0]["sentiment"] == "neutral"
+
+
+def test_the_docs_show_every_screen_and_link_only_existing_images():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "KIOSK.md").read_text()
+    linked = set(re.findall(r"\(screens/([\w-]+\.png)\)", doc))
+    on_disk = {p.name for p in (root / "docs" / "screens").glob("*.png")}
+    assert linked <= on_disk, f"docs/KIOSK.md links missing images: {sorted(linked - on_disk)}"
+    steps = {"rating", "reason", "details", "thanks", "sleep", "pin", "staff", "out_of_order"}
+    for lang in ("en", "sv"):
+        missing = {f"{s}-{lang}.png" for s in steps} - on_disk
+        assert not missing, f"run 'smileloop kiosk screenshots --out docs/screens': {sorted(missing)}"
