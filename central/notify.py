@@ -206,8 +206,8 @@ class Dispatcher:
         """Send what is due (retries included) and collapse due digests; how many were sent."""
         self._collect_digests(now)
         sent = 0
-        due = self.store.query("SELECT * FROM deliveries WHERE state = 'pending' AND next_at <= ? "
-                               "ORDER BY next_at LIMIT ?", (utc_iso(now), limit))
+        due = self.store.query("SELECT * FROM deliveries WHERE state = 'pending' AND contact <> 'mqtt' "
+                               "AND next_at <= ? ORDER BY next_at LIMIT ?", (utc_iso(now), limit))
         for row in due:
             if not self.store.db.execute("UPDATE deliveries SET state = 'sending' WHERE id = ? AND state = 'pending'",
                                          (row["id"],)):

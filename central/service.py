@@ -17,6 +17,7 @@ import logging
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -223,6 +224,7 @@ class CentralService:
                 self.dispatcher.queue(up, now, purpose=f"escalation-{up['level']}", level=up["level"])
                 self._publish_alert(up, "escalated")
         self.publish_outcomes(now)
+        self.flush_mqtt(now)
         return opened
 
     def publish_outcomes(self, now: datetime) -> int:
@@ -246,10 +248,48 @@ class CentralService:
         self._publish_alert(alert, opened.action)
 
     def _publish_alert(self, alert: dict[str, Any], event: str) -> None:
+        """Publish on the site's alerts topic, recorded as a delivery; if not connected now, the row stays
+        pending and :meth:`flush_mqtt` publishes it after the reconnect."""
         wire = {"v": 1, "event": event, **{k: v for k, v in alert.items() if not k.startswith("_")}}
-        self.conn.publish(topics.alerts(alert["site"]), json.dumps(wire, ensure_ascii=False), qos=1)
+        payload = json.dumps(wire, ensure_ascii=False)
+        topic = topics.alerts(alert["site"])
+        step = {"escalated": alert.get("level"), "reopened": alert.get("reopened")}.get(event, 0)
+        now = self.clock.now()
+        row_id = str(uuid.uuid4())
+        with self.store.db.transaction():
+            fresh = self.store.db.execute(
+                "INSERT INTO deliveries (id, alert_id, purpose, contact, url, state, next_at, created_at, payload) "
+                "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                (row_id, alert["id"], f"mqtt-{event}-{step}", "mqtt", f"mqtt:{topic}", "pending", utc_iso(now),
+                 utc_iso(now), payload))
+            if not fresh:
+                return  # published before (a redelivery, or another worker)
+            self._send_mqtt(row_id, topic, payload, now)
         for listener in self.on_alert:
             try:
                 listener(wire)
             except Exception:
                 log.exception("alert listener failed")
+
+    def _send_mqtt(self, row_id: str, topic: str, payload: str, now: datetime) -> bool:
+        mid = self.conn.publish(topic, payload, qos=1)
+        with self.store.db.transaction():
+            self.store.db.execute("INSERT INTO delivery_attempts (delivery_id, at, ok, error) VALUES (?,?,?,?)",
+                                  (row_id, utc_iso(now), 1 if mid is not None else 0,
+                                   None if mid is not None else "not connected to the broker"))
+            self.store.db.execute("UPDATE deliveries SET state = ?, attempts = attempts + 1, sent_at = ? WHERE id = ?",
+                                  ("sent" if mid is not None else "pending", utc_iso(now) if mid else None, row_id))
+        return mid is not None
+
+    def flush_mqtt(self, now: datetime | None = None) -> int:
+        """Publish alert messages that could not go out when they were raised (central was disconnected)."""
+        if not self.conn.connected:
+            return 0
+        now = now or self.clock.now()
+        sent = 0
+        for row in self.store.query("SELECT id, url, payload FROM deliveries WHERE contact = 'mqtt' "
+                                    "AND state = 'pending' ORDER BY created_at LIMIT 500"):
+            if not self._send_mqtt(row["id"], row["url"].removeprefix("mqtt:"), row["payload"], now):
+                break
+            sent += 1
+        return sent

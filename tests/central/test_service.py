@@ -36,10 +36,12 @@ class Peer:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"peer-{uuid.uuid4().hex[:8]}",
                                   protocol=mqtt.MQTTv5)
         self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_: subscribed.set()
         self.client.connect(settings.host, settings.port)
         self.client.loop_start()
-        for t in subscribe:
-            self.client.subscribe(t, qos=1)
+        self.client.subscribe([(t, 1) for t in subscribe])
+        assert subscribed.wait(10), "test peer could not subscribe"
 
     def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
@@ -116,9 +118,12 @@ def test_receipt_then_alerts_window_rule_from_ingest_and_apprise_delivery(servic
     wait_for(lambda: len(receiver.requests) == 2, 10, message="two apprise deliveries")
     titles = sorted(r["body"]["title"] for r in receiver.requests)
     assert titles == ["80 % unhappy at store-1 / exit in the last 15 min", "Unhappy visitor at store-1 / exit"]
-    wait_for(lambda: len(service.store.query("SELECT ok FROM delivery_attempts")) == 2, 10, message="two attempts")
-    attempts = service.store.query("SELECT ok FROM delivery_attempts")
-    assert [a["ok"] for a in attempts] == [1, 1]
+    apprise_attempts = ("SELECT a.ok FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id "
+                        "WHERE d.contact <> 'mqtt'")
+    wait_for(lambda: len(service.store.query(apprise_attempts)) == 2, 10, message="two attempts")
+    assert [a["ok"] for a in service.store.query(apprise_attempts)] == [1, 1]
+    mqtt = service.store.query("SELECT state FROM deliveries WHERE contact = 'mqtt'")
+    assert [m["state"] for m in mqtt] == ["sent"] * 5
     assert len(alerts) == 5
 
 
@@ -197,3 +202,25 @@ def test_two_workers_on_one_shared_subscription_split_the_load_without_duplicate
         first.drop()
         for s in stores:
             s.close()
+
+
+def test_an_alert_raised_while_the_broker_is_down_is_published_after_the_reconnect(service, peer, broker):
+    status = {"v": 1, "state": "offline", "device": "kiosk-9", "site": "store-2", "location": "exit"}
+    peer.publish(topics.status("store-2", "kiosk-9"), status)
+    wait_for(lambda: service.store.statuses(), 10, message="status stored")
+    peer.close()
+    broker.kill()
+    wait_for(lambda: not service.conn.connected, 10, message="central notices the broker is gone")
+    [opened] = service.tick(datetime.now(UTC) + timedelta(minutes=11))
+    [row] = service.store.query("SELECT state FROM deliveries WHERE contact = 'mqtt'")
+    assert row["state"] == "pending"
+    broker.start()
+    wait_for(lambda: service.conn.connected, 15, message="central reconnects")
+    later = Peer(broker.url, subscribe=(topics.alerts("store-2"),))
+    try:
+        assert service.flush_mqtt() == 1  # what the service's next tick does
+        got = wait_for(lambda: later.on("/store-2/alerts"), 10, message="the alert after the reconnect")
+        assert got[0]["id"] == opened.alert["id"] and got[0]["kind"] == "device_offline"
+        assert service.store.query("SELECT state FROM deliveries WHERE contact = 'mqtt'") == [{"state": "sent"}]
+    finally:
+        later.close()

@@ -54,7 +54,8 @@ def open_negative(store, when: datetime, location: str = "exit") -> str:
 
 def urls_for(store, alert_id: str) -> list[str]:
     return [r["url"].rsplit("/", 1)[-1] for r in store.query(
-        "SELECT url FROM deliveries WHERE alert_id = ? ORDER BY created_at, purpose", (alert_id,))]
+        "SELECT url FROM deliveries WHERE alert_id = ? AND contact <> 'mqtt' ORDER BY created_at, purpose",
+        (alert_id,))]
 
 
 def test_escalation_waits_for_opening_hours(store, clock):
@@ -71,6 +72,10 @@ def test_escalation_waits_for_opening_hours(store, clock):
     assert alert["level"] == 1 and urls_for(store, alert_id) == ["lead", "manager"]
     note = store.audit_trail(alert_id)[-1]
     assert note["action"] == "escalated" and note["note"]["to_level"] == 1
+    # no broker here: the escalation message for the alerts topic waits, its failed attempt recorded
+    [mqtt] = store.query("SELECT d.state, a.ok, a.error FROM deliveries d JOIN delivery_attempts a "
+                         "ON a.delivery_id = d.id WHERE d.alert_id = ? AND d.purpose = 'mqtt-escalated-1'", (alert_id,))
+    assert mqtt == {"state": "pending", "ok": 0, "error": "not connected to the broker"}
     service.tick(datetime(2026, 11, 25, 7, 20, tzinfo=UTC), silence=False)  # 14 more: not yet
     service.tick(datetime(2026, 11, 25, 7, 22, tzinfo=UTC), silence=False)  # the org's CX team
     assert store.alert(alert_id)["level"] == 2 and urls_for(store, alert_id) == ["lead", "manager", "cx"]
