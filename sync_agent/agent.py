@@ -259,6 +259,14 @@ class SyncAgent:
         self._inflight.clear()
         self.status.connected = False
         self.conn.close(goodbye=(self.topic_status, self._status_payload("offline")))
+        self._save_status()
+
+    def _save_status(self) -> None:
+        """Leave the status in the device store too, for staff mode and ``smileloop sync --status``."""
+        try:
+            self.store.save_agent_status(self.status.as_dict(), self.clock.now())
+        except StoreError as e:  # a full disk must not stop delivery, which is what frees it
+            log.warning("could not save the agent status: %s", e)
 
     # --- the pump -----------------------------------------------------------------------------
     def _step(self, flush: bool) -> None:
@@ -277,10 +285,7 @@ class SyncAgent:
 
     def _heartbeat(self, now: float) -> None:
         self.conn.publish(self.topic_status, self._status_payload("online"), retain=True)
-        try:
-            self.store.save_agent_status(self.status.as_dict(), self.clock.now())
-        except StoreError as e:  # a full disk must not stop delivery, which is what frees it
-            log.warning("could not save the agent status: %s", e)
+        self._save_status()
         self._next_heartbeat = now + self.config.sync.heartbeat
 
     def _pump(self, now: float, flush: bool) -> None:
