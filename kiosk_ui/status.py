@@ -76,6 +76,14 @@ def staff_status(config: DeviceConfig, store: DeviceStore | None, now: datetime,
         updated = str(agent.get("updated_at") or "")
         stale = not updated or (now - parse_utc(updated)).total_seconds() > 3 * config.sync.heartbeat
         lines.append(StatusLine(N_("Agent report"), _age(updated or None, now), warn=stale))
-    free = disk_free_mb(config.storage.path)
-    lines.append(StatusLine(N_("Disk free"), f"{free:,.0f} MB", warn=free < config.storage.min_free_mb))
+    try:
+        space = store.space() if store is not None else None
+    except (StoreError, sqlite3.Error, OSError):
+        space = None
+    if space is not None:  # the store's own view: the tighter of the disk and its size cap
+        lines.append(StatusLine(N_("Disk free"), f"{space.free_mb:,.0f} MB" + (" (store cap)" if space.capped else "")
+                                + f", store {space.db_mb:,.1f} MB", warn=space.free_mb < config.storage.min_free_mb))
+    else:
+        free = disk_free_mb(config.storage.path)
+        lines.append(StatusLine(N_("Disk free"), f"{free:,.0f} MB", warn=free < config.storage.min_free_mb))
     return lines
