@@ -178,10 +178,10 @@ class CentralService:
         self.conn.publish(topics.ack(site, device), json.dumps(receipt, separators=(",", ":")), qos=1)
         for alert in batch.alerts:
             self._announce(Opened(alert.pop("_action"), alert), now)
-        if batch.new:
+        if batch.new or batch.updated:
             try:
                 candidates = rules.after_ingest(self.store, self.org(), book, site, device,
-                                                {r.location for r in batch.new}, now)
+                                                {r.location for r in batch.new + batch.updated}, now)
                 for opened in rules.raise_candidates(self.store, book, candidates, now):
                     self._announce(opened, now)
             except CentralError:

@@ -99,6 +99,7 @@ class CentralStore:
                                (r.reason, r.comment, r.contact, r.rev, r.id))
                     known[r.id] = r.rev
                     updated.append(r)
+                    self._follow_up_alerts(r, received_at)
                 else:
                     dup += 1
             # A rating another worker stored in the meantime is skipped here, and its alert stays unique through
@@ -114,6 +115,15 @@ class CentralStore:
                     if opened.action != "duplicate":
                         alerts.append({**opened.alert, "_action": opened.action})
         return StoredBatch(new=new, updated=updated, duplicates=dup, alerts=alerts)
+
+    def _follow_up_alerts(self, r: IncomingRating, at: datetime) -> None:
+        """The visitor's follow-up answer (a newer rev) completes the detail of the rating's alert."""
+        for row in self.db.query("SELECT id, state, detail FROM alerts WHERE rating_id = ?", (r.id,)):
+            detail = json.loads(row["detail"] or "{}")
+            detail.update(reason=r.reason, comment=r.comment)
+            self.db.execute("UPDATE alerts SET detail = ? WHERE id = ?", (json.dumps(detail), row["id"]))
+            self.audit(row["id"], "visitor", "follow-up", row["state"], row["state"], at,
+                       {"rev": r.rev, "reason": r.reason, "comment": r.comment})
 
     def reject(self, topic: str, raw: bytes, reason: str, received_at: datetime, rating_id: str | None = None) -> None:
         text = raw.decode("utf-8", errors="replace")

@@ -107,3 +107,18 @@ def test_device_status_keeps_since_while_the_state_holds(any_store, clock):
     from device.clock import utc_iso
 
     assert row["since"] == utc_iso(t0)
+
+
+def test_the_visitors_follow_up_answer_completes_the_alert(store, clock):
+    from dataclasses import replace
+
+    r = rating(1, ts=clock.now())
+    [alert] = store.store_ratings("store-1", "kiosk-1", [r], clock.now(), rules.rating_rule(RuleBook())).alerts
+    assert alert["detail"]["reason"] is None
+    clock.advance(8)
+    store.store_ratings("store-1", "kiosk-1", [replace(r, rev=1, reason="staff", comment="nobody at the desk")],
+                        clock.now(), rules.rating_rule(RuleBook()))
+    fresh = store.alert(alert["id"])
+    assert (fresh["detail"]["reason"], fresh["detail"]["comment"]) == ("staff", "nobody at the desk")
+    assert store.audit_trail(alert["id"])[-1]["action"] == "follow-up"
+    assert store.count("alerts") == 1
