@@ -26,7 +26,7 @@ import paho.mqtt.client as mqtt
 
 from central import rules, sla
 from central.clockfix import DEFAULT_THRESHOLD, repair
-from central.errors import CentralError, InvalidMessage
+from central.errors import CentralError, InvalidMessage, OrgError, RuleError
 from central.ingest import parse_message
 from central.notify import Dispatcher, Send, apprise_send
 from central.org import Contact, Org
@@ -75,15 +75,26 @@ class CentralService:
 
     # --- configuration (re-read when `smileloop org/rules` change it) ----------------------------
     def org(self) -> Org:
+        """The org tree in force; a broken new version is logged and the last good one kept (the commands check
+        before they store, so this only guards against hand edits of the database)."""
         doc, version = self.store.document("org")
         if version != self._org[0]:
-            self._org = (version, Org.from_dict(doc))
+            try:
+                self._org = (version, Org.from_dict(doc))
+            except OrgError as e:
+                log.error("org tree version %d is not valid (%s); keeping the previous one", version, e)
+                self._org = (version, self._org[1])
         return self._org[1]
 
     def book(self) -> RuleBook:
+        """The rule settings in force (a broken version is handled like the org tree's)."""
         doc, version = self.store.document("rules")
         if version != self._book[0]:
-            self._book = (version, RuleBook(doc))
+            try:
+                self._book = (version, RuleBook(doc))
+            except RuleError as e:
+                log.error("rule settings version %d are not valid (%s); keeping the previous ones", version, e)
+                self._book = (version, self._book[1])
         return self._book[1]
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -92,8 +103,9 @@ class CentralService:
         self._delivery_thread = threading.Thread(target=self._deliver_loop, args=(stop,), name="central-delivery",
                                                  daemon=True)
         self._delivery_thread.start()
-        for alert in self.store.unnotified_alerts():  # opened before a crash, never queued for delivery
+        for alert in self.store.unnotified_alerts():  # opened just before a crash: finish announcing them
             self.dispatcher.queue(alert, self.clock.now())
+            self._publish_alert(alert, "opened")  # a no-op if it was published; else pending until connected
         next_tick = time.monotonic()
         try:
             while not stop.is_set():

@@ -224,3 +224,34 @@ def test_an_alert_raised_while_the_broker_is_down_is_published_after_the_reconne
         assert service.store.query("SELECT state FROM deliveries WHERE contact = 'mqtt'") == [{"state": "sent"}]
     finally:
         later.close()
+
+
+def test_an_alert_stored_just_before_a_crash_is_announced_when_central_starts_again(broker, tmp_path, peer, receiver):
+    from central import rules
+    from central.rules import RuleBook
+    from tests.central.conftest import rating as incoming
+
+    store = CentralStore(tmp_path / "central.db")
+    now = datetime.now(UTC)
+    # stored with its alert in one transaction, then the process died before the receipt and the announcements
+    [alert] = store.store_ratings("store-1", "kiosk-1", [incoming(1, ts=now)], now,
+                                  rules.rating_rule(RuleBook())).alerts
+    service = start_service(broker.url, store, notify_urls=[receiver.url("manager")], tick_interval=0.2)
+    try:
+        got = wait_for(lambda: peer.on("/store-1/alerts"), 10, message="the alert on MQTT after the restart")
+        assert [a["id"] for a in got] == [alert["id"]]
+        wait_for(lambda: receiver.requests, 10, message="the manager told after the restart")
+        wait_for(lambda: store.alert(alert["id"])["notified_at"], 10, message="marked notified")
+    finally:
+        service.stop()
+        store.close()
+    # and a second restart announces nothing again
+    store = CentralStore(tmp_path / "central.db")
+    service = start_service(broker.url, store, notify_urls=[receiver.url("manager")], tick_interval=0.2)
+    try:
+        service.flush_mqtt()
+        assert len(receiver.requests) == 1 and len(peer.on("/store-1/alerts")) == 1
+        assert store.query("SELECT count(*) AS n FROM deliveries") == [{"n": 2}]
+    finally:
+        service.stop()
+        store.close()
