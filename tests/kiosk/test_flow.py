@@ -158,6 +158,8 @@ def test_pin_hashes_are_salted_and_malformed_ones_are_named():
         hash_pin("24a8")
     with pytest.raises(PinError, match="smileloop kiosk hash-pin"):
         verify_pin("2468", "2468")
+    with pytest.raises(PinError, match="keeps the screen live"):
+        verify_pin("2468", "pbkdf2_sha256$999999999$00$00")
 
 
 def test_the_backlight_dims_while_asleep_and_a_broken_one_never_stops_the_kiosk(make_device, tmp_path, caplog):
