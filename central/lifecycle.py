@@ -78,6 +78,20 @@ def resolve(store: CentralStore, alert_id: str, by: str, root_cause: str, action
     return store.alert(alert["id"])
 
 
+def auto_resolve(store: CentralStore, alert_id: str, why: str, now: datetime) -> dict[str, Any] | None:
+    """Central closes a device-health alert whose condition cleared by itself; None if someone resolved it first.
+    The audit says so, and a person can still reopen it with a root cause."""
+    with store.db.transaction():
+        alert = store.alert(alert_id)
+        if alert["state"] == "resolved":
+            return None
+        store.db.execute("UPDATE alerts SET state = 'resolved', resolved_by = 'central', resolved_at = ?, "
+                         "root_cause = ?, action = ? WHERE id = ? AND state <> 'resolved'",
+                         (utc_iso(now), f"recovered by itself: {why}", "none needed", alert["id"]))
+        store.audit(alert["id"], "central", "recovered", alert["state"], "resolved", now, {"why": why})
+    return store.alert(alert_id)
+
+
 def reopen(store: CentralStore, alert_id: str, by: str, why: str, now: datetime,
            dispatcher: Dispatcher | None = None) -> dict[str, Any]:
     """It came back (or the fix did not hold): open again, from the first level of the chain."""

@@ -48,12 +48,13 @@ RULES: dict[str, RuleSpec] = {s.name: s for s in (
     RuleSpec("recurring_reason", "alert", "the same reason ≥ `count` times in a site's day: a systemic problem",
              {"count": 5, "top": 3, "ack_sla": 86400, "reopen_within": 0}),
     RuleSpec("silence", "health", "no taps in opening hours for far longer than usual at that kiosk",
-             {"factor": 4.0, "min_silence": 3600, "history_days": 14, "min_history": 20, "ack_sla": 3600}),
+             {"factor": 4.0, "min_silence": 3600, "history_days": 14, "min_history": 20, "ack_sla": 3600,
+              "auto_resolve": True}),
     RuleSpec("device_offline", "health", "device offline (or silent on its status topic) in opening hours",
-             {"after": 600, "stale": 900, "ack_sla": 3600}),
+             {"after": 600, "stale": 900, "ack_sla": 3600, "auto_resolve": True}),
     RuleSpec("backlog", "health", "ratings piling up on a device that cannot deliver",
-             {"max_backlog": 500, "max_age": 1800}),
-    RuleSpec("disk_low", "health", "device storage nearly full", {"min_free_mb": 200.0}),
+             {"max_backlog": 500, "max_age": 1800, "auto_resolve": True}),
+    RuleSpec("disk_low", "health", "device storage nearly full", {"min_free_mb": 200.0, "auto_resolve": True}),
     RuleSpec("burst", "alert", "suspicious burst: many taps within seconds at one device", {"taps": 10, "within": 10}),
     RuleSpec("same_value", "alert", "suspicious run: the same value over and over at one device",
              {"run": 15, "within": 300}),
@@ -61,6 +62,7 @@ RULES: dict[str, RuleSpec] = {s.name: s for s in (
     RuleSpec("promoter_burst", "kudos", "celebrate: at least `count` positives in a window",
              {"count": 10, "window": 1800}),
 )}
+HEALTH_KINDS = ("silence", "device_offline", "backlog", "disk_low")
 FEEDBACK_KINDS = ("negative_rating", "negative_share", "negative_count", "low_index", "recurring_reason")
 
 
@@ -382,6 +384,37 @@ def silence(store: CentralStore, org: Org, book: RuleBook, site: str, device: st
                      {"last_tap": utc_iso(times[-1]), "silent_open_seconds": round(quiet),
                       "usual_gap_seconds": round(usual), "limit_seconds": round(limit), "device_state": state},
                      group_key=f"{site}/{device}", device_id=device)
+
+
+def recovered(store: CentralStore, book: RuleBook, alert: dict[str, Any], now: datetime) -> str | None:
+    """Why a live device-health alert no longer holds (the device is back, the backlog drained, a tap came),
+    or None. Only for rules with ``auto_resolve``; what is wrong at night stays wrong until it is fixed."""
+    kind, site, device = alert["kind"], alert["site"], alert.get("device_id")
+    p = book.params(kind, site, alert.get("location")) if kind in RULES else {}
+    if not p.get("auto_resolve") or not device:
+        return None
+    if kind == "silence":
+        last = (alert.get("detail") or {}).get("last_tap")
+        rows = store.query("SELECT ts FROM ratings WHERE site = ? AND device_id = ? AND ts > ? ORDER BY ts LIMIT 1",
+                           (site, device, last or ""))
+        return f"a tap again at {rows[0]['ts']}" if rows else None
+    rows = store.query("SELECT * FROM device_status WHERE site = ? AND device_id = ?", (site, device))
+    if not rows or rows[0]["state"] != "online":
+        return None
+    s = rows[0]
+    received = parse_time(s["received_at"])
+    fresh = received is not None and (now - received).total_seconds() <= book.params("device_offline", site)["stale"]
+    if kind == "device_offline":
+        return f"online again since {s['since']}" if fresh else None
+    if kind == "backlog":
+        oldest = parse_time(s["oldest_unsent"])
+        age = (now - oldest).total_seconds() if oldest else 0.0
+        if fresh and (s["backlog"] or 0) < p["max_backlog"] and age < p["max_age"]:
+            return f"backlog down to {s['backlog'] or 0}"
+        return None
+    if kind == "disk_low" and s["disk_free_mb"] is not None and s["disk_free_mb"] >= p["min_free_mb"]:
+        return f"{s['disk_free_mb']:.0f} MB free again"
+    return None
 
 
 def after_ingest(store: CentralStore, org: Org, book: RuleBook, site: str, device: str, locations: set[str],

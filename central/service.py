@@ -24,7 +24,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from central import rules, sla
+from central import lifecycle, rules, sla
 from central.clockfix import DEFAULT_THRESHOLD, repair
 from central.errors import CentralError, InvalidMessage, OrgError, RuleError
 from central.ingest import parse_message
@@ -230,6 +230,14 @@ class CentralService:
         opened = rules.raise_candidates(self.store, book, candidates, now)
         for o in opened:
             self._announce(o, now)
+        for alert in self.store.alerts(state="live", limit=10_000):
+            if alert["kind"] not in rules.HEALTH_KINDS or alert.get("parent_id"):
+                continue
+            why = rules.recovered(self.store, book, alert, now)
+            if why:
+                done = lifecycle.auto_resolve(self.store, alert["id"], why, now)
+                if done is not None:
+                    self._publish_alert(done, "recovered")
         for alert, waited in sla.overdue(self.store, org, book, now):
             up = sla.escalate(self.store, alert, now, waited)
             if up is not None:
@@ -265,7 +273,7 @@ class CentralService:
         wire = {"v": 1, "event": event, **{k: v for k, v in alert.items() if not k.startswith("_")}}
         payload = json.dumps(wire, ensure_ascii=False)
         topic = topics.alerts(alert["site"])
-        step = {"escalated": alert.get("level"), "reopened": alert.get("reopened")}.get(event, 0)
+        step = alert.get("level") if event == "escalated" else alert.get("reopened", 0)
         now = self.clock.now()
         row_id = str(uuid.uuid4())
         with self.store.db.transaction():

@@ -204,3 +204,31 @@ def test_rule_book_scopes_and_errors_name_the_key():
         RuleBook({"x": {"frowns": {}}})
     with pytest.raises(RuleError, match=r"burst\.taps: must be a whole number"):
         RuleBook({"default": {"burst": {"taps": 2.5}}})
+
+
+def test_device_health_alerts_know_when_they_have_recovered(store, org, book, clock):
+    status(store, clock.now(), state="offline")
+    clock.advance(700)
+    [offline] = rules.raise_candidates(store, book, rules.status_rules(store, org, book, clock.now()), clock.now())
+    assert rules.recovered(store, book, offline.alert, clock.now()) is None
+    status(store, clock.now(), backlog=900, disk_free_mb=100.0)  # back online, but behind and nearly full
+    assert rules.recovered(store, book, offline.alert, clock.now()).startswith("online again since")
+    opened = rules.raise_candidates(store, book, rules.status_rules(store, org, book, clock.now()), clock.now())
+    backlog, disk = sorted((o.alert for o in opened), key=lambda a: a["kind"])
+    assert rules.recovered(store, book, backlog, clock.now()) is None
+    assert rules.recovered(store, book, disk, clock.now()) is None
+    status(store, clock.now(), backlog=2, disk_free_mb=900.0)
+    assert rules.recovered(store, book, backlog, clock.now()) == "backlog down to 2"
+    assert rules.recovered(store, book, disk, clock.now()) == "900 MB free again"
+    off = RuleBook({"store-1": {"disk_low": {"auto_resolve": False}}})
+    assert rules.recovered(store, off, disk, clock.now()) is None
+
+
+def test_a_silent_kiosk_recovers_with_the_next_tap(store, org, book, clock):
+    put(store, clock, [3] * 25, every=300)
+    clock.advance(3700)
+    [c] = [rules.silence(store, org, book, "store-1", "kiosk-1", "exit", clock.now())]
+    [o] = rules.raise_candidates(store, book, [c], clock.now())
+    assert rules.recovered(store, book, o.alert, clock.now()) is None
+    put(store, clock, [4])
+    assert rules.recovered(store, book, o.alert, clock.now()).startswith("a tap again at")

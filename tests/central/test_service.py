@@ -255,3 +255,18 @@ def test_an_alert_stored_just_before_a_crash_is_announced_when_central_starts_ag
     finally:
         service.stop()
         store.close()
+
+
+def test_a_device_back_online_closes_its_offline_alert(service, peer):
+    status = {"v": 1, "state": "offline", "device": "kiosk-9", "site": "store-2", "location": "exit"}
+    peer.publish(topics.status("store-2", "kiosk-9"), status, retain=True)
+    wait_for(lambda: service.store.statuses(), 10, message="status stored")
+    [opened] = service.tick(datetime.now(UTC) + timedelta(minutes=11))
+    peer.publish(topics.status("store-2", "kiosk-9"), {**status, "state": "online"}, retain=True)
+    wait_for(lambda: service.store.statuses()[0]["state"] == "online", 10, message="online status stored")
+    service.tick(datetime.now(UTC) + timedelta(minutes=12))
+    alert = service.store.alert(opened.alert["id"])
+    assert (alert["state"], alert["resolved_by"], alert["action"]) == ("resolved", "central", "none needed")
+    assert service.store.audit_trail(alert["id"])[-1]["action"] == "recovered"
+    wait_for(lambda: [a for a in peer.on("/store-2/alerts") if a["event"] == "recovered"], 10,
+             message="the recovery on MQTT")
