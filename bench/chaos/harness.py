@@ -68,6 +68,7 @@ class ChaosReport:
     phantom: int = 0  # at central but never on the device
     undelivered_on_device: int = 0
     faults: dict[str, int] = field(default_factory=dict)
+    recorder_crashes: int = 0  # the recording process exiting when no fault killed it
     integrity_checks: int = 0
     integrity_failures: list[str] = field(default_factory=list)
     clock_jumps_seconds: float = 0.0
@@ -79,7 +80,7 @@ class ChaosReport:
     @property
     def ok(self) -> bool:
         return (self.lost == 0 and self.duplicated == 0 and self.phantom == 0 and self.undelivered_on_device == 0
-                and not self.integrity_failures and self.drain_seconds is not None)
+                and not self.integrity_failures and self.drain_seconds is not None and self.recorder_crashes == 0)
 
     def lines(self) -> list[str]:
         faults = ", ".join(f"{k} {v}" for k, v in self.faults.items())
@@ -92,7 +93,8 @@ class ChaosReport:
             f"phantom            {self.phantom}",
             f"undelivered        {self.undelivered_on_device} (still queued on the device at the end)",
             f"faults             {faults}",
-            f"integrity_check    {self.integrity_checks} run, {len(self.integrity_failures)} failed",
+            f"integrity_check    {self.integrity_checks} run, {len(self.integrity_failures)} failed; "
+            f"recorder crashes {self.recorder_crashes}",
             f"clock jumped       {self.clock_jumps_seconds:+.0f} s in total",
             f"time to drain      {drain} (tapping {self.tapping_seconds:.1f} s, total {self.total_seconds:.1f} s)",
             f"worst tap→central  {self.worst_delay_seconds if self.worst_delay_seconds is not None else '?'} s "
@@ -145,12 +147,15 @@ class _Recorder:
         self.starts = 0
         self._lock = threading.Lock()
         self._reader: threading.Thread | None = None
+        self._base = 0
+        self.crashes = 0
 
     def start(self) -> None:
         remaining = self.plan.taps - len(self.ledger)
         argv = [sys.executable, "-m", "bench.chaos.tapper", "--config", str(self.config), "--taps", str(remaining),
                 "--rate", str(self.plan.rate), "--seed", str(self.plan.seed * 1000 + self.starts)]
         self.starts += 1
+        self._base = self.count()
         proc = self.proc.start(stdout=subprocess.PIPE, argv=argv, env={"SMILELOOP_CLOCK_OFFSET": str(self.offset)})
         self._reader = threading.Thread(target=self._read, args=(proc,), daemon=True, name="ledger")
         self._reader.start()
@@ -167,9 +172,22 @@ class _Recorder:
         with self._lock:
             return len(self.ledger)
 
+    def revive(self) -> None:
+        """Restart the process if it died on its own (counted: a crash is a finding) with taps still to make."""
+        if self.proc.proc is not None and not self.alive() and self.count() < self.plan.taps:
+            self.crashes += 1
+            self.start()
+
+    def alive(self) -> bool:
+        return self.proc.proc is not None and self.proc.proc.poll() is None
+
     def jump(self) -> float:
+        """SIGUSR1 once the process has confirmed a tap (before that it may not have its handler yet)."""
         jump = float(os.environ.get("SMILELOOP_CLOCK_JUMP", "-3600"))
-        if self.proc.proc is not None and self.proc.proc.poll() is None:
+        deadline = time.monotonic() + 15
+        while self.alive() and self.count() <= self._base and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if self.alive():
             self.proc.proc.send_signal(signal.SIGUSR1)
             self.offset += jump
             return jump
@@ -236,8 +254,7 @@ def run_chaos(plan: ChaosPlan, *, progress: bool = False) -> ChaosReport:
             say(f"fault {kind:<8} taps so far {recorder.count()}")
         deadline = time.monotonic() + plan.taps / plan.rate * 3 + 60
         while not recorder.finished() and time.monotonic() < deadline:
-            if recorder.proc.proc is not None and recorder.proc.proc.poll() is not None:
-                recorder.start()  # it was killed by the last fault and the taps are not all made
+            recorder.revive()
             time.sleep(0.05)
         recorder.wait_reader()
         report.tapping_seconds = time.monotonic() - t0
@@ -251,6 +268,7 @@ def run_chaos(plan: ChaosPlan, *, progress: bool = False) -> ChaosReport:
         proxy.close()
         broker.stop()
     _account(report, recorder.ledger, device_dir / "device.db", central_db)
+    report.recorder_crashes = recorder.crashes
     report.total_seconds = time.monotonic() - started
     (work / "report.json").write_text(json.dumps(report.as_dict(), indent=2))
     return report
@@ -300,6 +318,7 @@ def _integrity(path: Path) -> str:
 
 def _sleep_until(when: float, recorder: _Recorder) -> None:
     while time.monotonic() < when:
+        recorder.revive()
         time.sleep(min(0.05, max(0.0, when - time.monotonic())))
 
 

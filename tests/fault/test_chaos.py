@@ -25,6 +25,7 @@ def test_taps_survive_every_fault_kind_exactly_once(tmp_path: Path):
     assert report.phantom == 0 and report.undelivered_on_device == 0, summary
     assert report.rows_at_central == report.taps_made + report.unconfirmed, summary
     assert report.integrity_checks == 3 and not report.integrity_failures, summary
+    assert report.recorder_crashes == 0, summary
     assert report.clock_jumps_seconds == -3 * 3600, summary
     assert report.drain_seconds is not None, summary
     # the faults really bit: the agent found the broker gone and had to reconnect
