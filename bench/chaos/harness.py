@@ -187,8 +187,9 @@ class _Recorder:
         deadline = time.monotonic() + 15
         while self.alive() and self.count() <= self._base and time.monotonic() < deadline:
             time.sleep(0.01)
-        if self.alive():
-            self.proc.proc.send_signal(signal.SIGUSR1)
+        proc = self.proc.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGUSR1)
             self.offset += jump
             return jump
         return 0.0
