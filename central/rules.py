@@ -350,13 +350,29 @@ def status_rules(store: CentralStore, org: Org, book: RuleBook, now: datetime) -
     return out
 
 
+def usual_gap(store: CentralStore, org: Org, book: RuleBook, site: str, device: str, location: str | None,
+              now: datetime) -> float | None:
+    """The 90th percentile of the gaps between taps at a device over ``history_days`` (the last 500 taps), in
+    opening seconds; None without ``min_history`` gaps. It changes slowly, so callers may cache it for an hour."""
+    p = book.params("silence", site, location)
+    hours = org.hours(site)
+    rows = store.query("SELECT ts FROM ratings WHERE site = ? AND device_id = ? AND ts >= ? AND ts <= ? "
+                       "ORDER BY ts DESC LIMIT 500", (site, device,
+                                                      utc_iso(now - timedelta(days=p["history_days"])), utc_iso(now)))
+    times = sorted(t for t in (parse_time(r["ts"]) for r in rows) if t)
+    gaps = [g for g in (open_seconds_between(hours, a, b) for a, b in itertools.pairwise(times)) if g > 0]
+    if len(gaps) < max(2, p["min_history"]):
+        return None
+    return statistics.quantiles(gaps, n=10)[-1]
+
+
 def silence(store: CentralStore, org: Org, book: RuleBook, site: str, device: str, location: str | None,
-            now: datetime) -> dict[str, Any] | None:
+            now: datetime, *, usual: float | None = None) -> dict[str, Any] | None:
     """No taps for far longer than usual, counting opening hours only: a dead kiosk, not "no complaints".
 
-    "Usual" is the 90th percentile of the gaps between taps at this device over ``history_days`` (in opening
-    seconds); the alert fires past ``max(min_silence, factor × usual)``. A device known to be offline is left
-    to ``device_offline`` (one cause, one alert).
+    The alert fires past ``max(min_silence, factor × usual)`` opening seconds since the last tap, ``usual``
+    being :func:`usual_gap` (computed here unless given). A device known to be offline is left to
+    ``device_offline`` (one cause, one alert).
     """
     p = book.params("silence", site, location)
     hours = org.hours(site)
@@ -365,23 +381,20 @@ def silence(store: CentralStore, org: Org, book: RuleBook, site: str, device: st
     status = store.query("SELECT state FROM device_status WHERE site = ? AND device_id = ?", (site, device))
     if status and status[0]["state"] == "offline":
         return None
-    rows = store.query("SELECT ts FROM ratings WHERE site = ? AND device_id = ? AND ts >= ? AND ts <= ? "
-                       "ORDER BY ts DESC LIMIT 500", (site, device,
-                                                      utc_iso(now - timedelta(days=p["history_days"])), utc_iso(now)))
-    times = sorted(t for t in (parse_time(r["ts"]) for r in rows) if t)
-    if len(times) < p["min_history"] + 1:
+    last_row = store.query("SELECT ts FROM ratings WHERE site = ? AND device_id = ? AND ts <= ? "
+                           "ORDER BY ts DESC LIMIT 1", (site, device, utc_iso(now)))
+    if usual is None:
+        usual = usual_gap(store, org, book, site, device, location, now)
+    last = parse_time(last_row[0]["ts"]) if last_row else None
+    if usual is None or last is None:
         return None
-    gaps = [g for g in (open_seconds_between(hours, a, b) for a, b in itertools.pairwise(times)) if g > 0]
-    if len(gaps) < p["min_history"]:
-        return None
-    usual = statistics.quantiles(gaps, n=10)[-1]
-    quiet = open_seconds_between(hours, times[-1], now)
+    quiet = open_seconds_between(hours, last, now)
     limit = max(p["min_silence"], p["factor"] * usual)
     if quiet < limit:
         return None
     state = status[0]["state"] if status else "unknown"
     return candidate("silence", site, location, f"No taps at {site} / {device} for {_minutes(quiet)} of opening time",
-                     {"last_tap": utc_iso(times[-1]), "silent_open_seconds": round(quiet),
+                     {"last_tap": utc_iso(last), "silent_open_seconds": round(quiet),
                       "usual_gap_seconds": round(usual), "limit_seconds": round(limit), "device_state": state},
                      group_key=f"{site}/{device}", device_id=device)
 
@@ -428,9 +441,10 @@ def after_ingest(store: CentralStore, org: Org, book: RuleBook, site: str, devic
     return out
 
 
-def periodic(store: CentralStore, org: Org, book: RuleBook, now: datetime, *,
-             lookback: float = 3600.0) -> list[dict[str, Any]]:
-    """Everything time alone can trigger: device health, silence; and windows of recently active locations."""
+def periodic(store: CentralStore, org: Org, book: RuleBook, now: datetime, *, lookback: float = 3600.0,
+             usual_cache: dict[tuple[str, str], tuple[datetime, float | None]] | None = None) -> list[dict[str, Any]]:
+    """Everything time alone can trigger: device health, silence; and windows of recently active locations.
+    ``usual_cache`` keeps each device's usual gap for an hour (it is the costly part of silence)."""
     out = status_rules(store, org, book, now)
     since = utc_iso(now - timedelta(seconds=lookback))
     for r in store.query("SELECT DISTINCT site, location FROM ratings WHERE ts >= ?", (since,)):
@@ -439,7 +453,16 @@ def periodic(store: CentralStore, org: Org, book: RuleBook, now: datetime, *,
         "SELECT site, device_id, location FROM ratings WHERE received_at >= ? GROUP BY site, device_id, location",
         (utc_iso(now - timedelta(days=14)),))}
     for (site, device), location in sorted(devices.items()):
-        c = silence(store, org, book, site, device, location, now)
+        usual: float | None = None
+        if usual_cache is not None:
+            cached = usual_cache.get((site, device))
+            if cached is None or abs((now - cached[0]).total_seconds()) > 3600:
+                cached = (now, usual_gap(store, org, book, site, device, location, now))
+                usual_cache[(site, device)] = cached
+            usual = cached[1]
+            if usual is None:
+                continue
+        c = silence(store, org, book, site, device, location, now, usual=usual)
         if c:
             out.append(c)
     return out

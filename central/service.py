@@ -72,6 +72,7 @@ class CentralService:
         self._delivery_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._last_silence = 0.0
+        self._usual: dict[tuple[str, str], tuple[datetime, float | None]] = {}
 
     # --- configuration (re-read when `smileloop org/rules` change it) ----------------------------
     def org(self) -> Org:
@@ -224,7 +225,7 @@ class CentralService:
             silence = time.monotonic() - self._last_silence >= self.silence_interval
         if silence:
             self._last_silence = time.monotonic()
-            candidates = rules.periodic(self.store, org, book, now)
+            candidates = rules.periodic(self.store, org, book, now, usual_cache=self._usual)
         else:
             candidates = rules.status_rules(self.store, org, book, now)
         opened = rules.raise_candidates(self.store, book, candidates, now)

@@ -232,3 +232,12 @@ def test_a_silent_kiosk_recovers_with_the_next_tap(store, org, book, clock):
     assert rules.recovered(store, book, o.alert, clock.now()) is None
     put(store, clock, [4])
     assert rules.recovered(store, book, o.alert, clock.now()).startswith("a tap again at")
+
+
+def test_the_periodic_pass_finds_the_silent_kiosk_and_caches_its_usual_gap(store, org, book, clock):
+    put(store, clock, [3] * 25, every=300)
+    cache: dict = {}
+    assert rules.periodic(store, org, book, clock.now() + timedelta(minutes=30), usual_cache=cache) == []
+    assert cache[("store-1", "kiosk-1")][1] == 300
+    found = rules.periodic(store, org, book, clock.now() + timedelta(minutes=61), usual_cache=cache)
+    assert [c["kind"] for c in found] == ["silence"]
