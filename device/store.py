@@ -345,16 +345,15 @@ class DeviceStore:
             return 0  # a full disk can refuse even the delete's journal; the caller reports the shortage
 
     def _room(self) -> int:
-        """Bytes a new tap may still use: statvfs and the page cap, both cheap (no file scan)."""
+        """Bytes a new tap may still use (free disk and freed pages, within the page cap); no file scan."""
         st = os.statvfs(self.path.parent)
-        disk = st.f_bavail * st.f_frsize
-        if self._max_pages is None:
-            return disk
         with self._lock:
             page = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
-            pages = int(self._conn.execute("PRAGMA page_count").fetchone()[0])
             free_pages = int(self._conn.execute("PRAGMA freelist_count").fetchone()[0])
-        return min(disk, (self._max_pages - pages + free_pages) * page)
+            if self._max_pages is None:
+                return st.f_bavail * st.f_frsize + free_pages * page
+            pages = int(self._conn.execute("PRAGMA page_count").fetchone()[0])
+        return min(st.f_bavail * st.f_frsize + free_pages * page, (self._max_pages - pages + free_pages) * page)
 
     def space(self) -> Space:
         """Free space for this store in MB (the tighter of the disk and the ``max_bytes`` cap) and its size."""
@@ -363,7 +362,7 @@ class DeviceStore:
             pages = int(self._conn.execute("PRAGMA page_count").fetchone()[0])
             free_pages = int(self._conn.execute("PRAGMA freelist_count").fetchone()[0])
             cap = int(self._conn.execute("PRAGMA max_page_count").fetchone()[0])
-        disk_free = shutil.disk_usage(self.path.parent).free
+        disk_free = shutil.disk_usage(self.path.parent).free + free_pages * page  # freed pages are room too
         cap_free = (cap - pages + free_pages) * page
         capped = cap_free < disk_free
         return Space(free_mb=round(min(disk_free, cap_free) / 1e6, 3), db_mb=round(pages * page / 1e6, 3),
