@@ -360,7 +360,7 @@ def rules_list(store: CentralStore, as_json: bool, site: str | None, location: s
 @rules_cmd.command("set")
 @db_options
 @click.argument("scope")
-@click.argument("rule", type=click.Choice(sorted(RULES)))
+@click.argument("rule", metavar="RULE")
 @click.argument("settings", nargs=-1, required=True, metavar="KEY=VALUE...")
 def rules_set(store: CentralStore, scope: str, rule: str, settings: tuple[str, ...]) -> None:
     """Change settings of one rule for a scope: default, SITE, or SITE/LOCATION.
@@ -370,6 +370,8 @@ def rules_set(store: CentralStore, scope: str, rule: str, settings: tuple[str, .
         smileloop rules set store-042 silence min_silence=7200 factor=3
         smileloop rules set default negative_rating cooldown=600
     """
+    if rule not in RULES:
+        raise RuleError(f"{rule!r} is not a rule (known: {', '.join(RULES)})")
     doc = store.document("rules")[0]
     allowed = {**COMMON, **RULES[rule].defaults}
     for item in settings:
