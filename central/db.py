@@ -134,22 +134,34 @@ class PostgresDatabase(Database):
 
     def __init__(self, url: str, schema: str | None = None) -> None:
         super().__init__()
-        import psycopg
-        from psycopg.rows import dict_row
-
         if schema is not None and not _IDENT.match(schema):
             raise StoreError(f"PostgreSQL schema {schema!r}: use lower-case letters, digits and _")
         self.schema = schema
+        self.url = url
+        self._tx: Any = None
+        self.conn = self._connect()
+
+    def _connect(self) -> Any:
+        import psycopg
+        from psycopg.rows import dict_row
+
         try:
-            self.conn = psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=10)
+            conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10)
         except psycopg.OperationalError as e:
             raise StoreError(f"cannot connect to PostgreSQL: {str(e).strip().splitlines()[0]}") from None
-        self._tx: Any = None
-        if schema:
-            self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            self.conn.execute(f"SET search_path TO {schema}")
+        if self.schema:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+            conn.execute(f"SET search_path TO {self.schema}")
+        return conn
+
+    def _ensure(self) -> None:
+        """A connection lost between transactions (server restart, failover) is opened again; one lost inside a
+        transaction fails that transaction, and the caller's message comes again."""
+        if self._depth == 0 and (self.conn.closed or self.conn.broken):
+            self.conn = self._connect()
 
     def _begin(self) -> None:
+        self._ensure()
         self._tx = self.conn.transaction()
         self._tx.__enter__()
 
@@ -161,11 +173,13 @@ class PostgresDatabase(Database):
             tx.__exit__(RuntimeError, RuntimeError("rollback"), None)
 
     def _run(self, sql: str, params: Sequence[Any]) -> tuple[list[dict[str, Any]], int]:
+        self._ensure()
         cur = self.conn.execute(_pg_sql(sql), tuple(params))
         rows = [dict(r) for r in cur.fetchall()] if cur.description else []
         return rows, cur.rowcount
 
     def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._ensure()
         with self.conn.cursor() as cur:
             cur.executemany(_pg_sql(sql), [tuple(r) for r in rows])
 

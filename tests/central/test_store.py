@@ -122,3 +122,23 @@ def test_the_visitors_follow_up_answer_completes_the_alert(store, clock):
     assert (fresh["detail"]["reason"], fresh["detail"]["comment"]) == ("staff", "nobody at the desk")
     assert store.audit_trail(alert["id"])[-1]["action"] == "follow-up"
     assert store.count("alerts") == 1
+
+
+@pytest.mark.postgres
+def test_postgres_connection_lost_between_transactions_is_opened_again(tmp_path):
+    import psycopg
+
+    from tests.central.conftest import PG_URL, make_store
+
+    store = make_store("postgres", tmp_path)
+    try:
+        pid = store.db.scalar("SELECT pg_backend_pid() AS pid")
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(psycopg.OperationalError):
+            store.count("ratings")  # the statement that finds the connection dead fails (its message comes again)
+        assert store.count("ratings") == 0  # the next one reconnects
+        assert store.db.scalar("SELECT pg_backend_pid() AS pid") != pid
+    finally:
+        store.drop()
+        store.close()
