@@ -261,8 +261,9 @@ def _checked_org(doc: dict[str, Any]) -> dict[str, Any]:
 
 @org.command("load")
 @db_options
+@json_option
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def org_load(store: CentralStore, path: Path) -> None:
+def org_load(store: CentralStore, as_json: bool, path: Path) -> None:
     """Replace the org tree with a TOML file (checked first; running workers pick it up).
 
     \b
@@ -271,6 +272,9 @@ def org_load(store: CentralStore, path: Path) -> None:
     """
     doc = _checked_org(_load_toml(path))
     version = store.put_document("org", doc, SystemClock().now())
+    if as_json:
+        _echo_json({"version": version, "sites": sorted(doc.get("sites", {}))})
+        return
     click.echo(f"org tree version {version}: {len(doc.get('sites', {}))} site(s)")
 
 
@@ -359,10 +363,11 @@ def rules_list(store: CentralStore, as_json: bool, site: str | None, location: s
 
 @rules_cmd.command("set")
 @db_options
+@json_option
 @click.argument("scope")
 @click.argument("rule", metavar="RULE")
 @click.argument("settings", nargs=-1, required=True, metavar="KEY=VALUE...")
-def rules_set(store: CentralStore, scope: str, rule: str, settings: tuple[str, ...]) -> None:
+def rules_set(store: CentralStore, as_json: bool, scope: str, rule: str, settings: tuple[str, ...]) -> None:
     """Change settings of one rule for a scope: default, SITE, or SITE/LOCATION.
 
     \b
@@ -382,13 +387,17 @@ def rules_set(store: CentralStore, scope: str, rule: str, settings: tuple[str, .
             raise RuleError(f"{scope}.{rule}.{key}: unknown setting (known: {', '.join(sorted(allowed))})")
         doc.setdefault(scope, {}).setdefault(rule, {})[key] = coerce(f"{scope}.{rule}.{key}", allowed[key], value)
     version = store.put_document("rules", validate_rules(doc), SystemClock().now())
+    if as_json:
+        _echo_json({"version": version, "scope": scope, "rule": rule, "settings": doc[scope][rule]})
+        return
     click.echo(f"rules version {version}: {scope} {rule} " + " ".join(settings))
 
 
 @rules_cmd.command("load")
 @db_options
+@json_option
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def rules_load(store: CentralStore, path: Path) -> None:
+def rules_load(store: CentralStore, as_json: bool, path: Path) -> None:
     """Replace all rule settings with a TOML file (checked first).
 
     \b
@@ -397,4 +406,7 @@ def rules_load(store: CentralStore, path: Path) -> None:
     """
     doc = validate_rules(_load_toml(path))
     version = store.put_document("rules", doc, SystemClock().now())
+    if as_json:
+        _echo_json({"version": version, "scopes": sorted(doc)})
+        return
     click.echo(f"rules version {version}: {len(doc)} scope(s)")

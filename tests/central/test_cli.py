@@ -98,6 +98,8 @@ def test_rules_set_list_and_load(db, tmp_path, capsys):
     """))
     assert "2 scope(s)" in run("rules", "load", path, "--db", db).output
     assert "cooldown=600" in run("rules", "list", "--db", db).output
+    out = json.loads(run("rules", "set", "default", "burst", "taps=12", "--db", db, "--json").output)
+    assert out == {"version": 3, "scope": "default", "rule": "burst", "settings": {"taps": 12}}
 
 
 @pytest.mark.parametrize("group", ["alerts", "org", "rules"])
