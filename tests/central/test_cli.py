@@ -110,3 +110,8 @@ def test_every_subcommand_has_an_example(group):
     for name in command.list_commands(None):  # type: ignore[union-attr]
         result = CliRunner().invoke(cli, [group, name, "--help"])
         assert result.exit_code == 0 and "Example" in result.output, f"smileloop {group} {name}"
+
+
+def test_central_refuses_a_notification_url_apprise_cannot_use(tmp_path, capsys):
+    assert main(["central", "--db", str(tmp_path / "c.db"), "--notify", "nosuchscheme://x"]) == 2
+    assert "apprise does not understand the notification URL 'nosuchscheme://x'" in capsys.readouterr().err
