@@ -55,6 +55,7 @@ class ChaosPlan:
     drain_timeout: float = 120.0
     down_time: tuple[float, float] = (0.1, 1.0)  # seconds a killed process stays down (uniform)
     window_rules: bool = False  # central's window and misuse rules (off: see WINDOW_RULES)
+    outage: float = 0.0  # seconds of taps at the end made with the broker down (then the drain is timed)
 
 
 @dataclass
@@ -75,6 +76,7 @@ class ChaosReport:
     tapping_seconds: float = 0.0
     drain_seconds: float | None = None  # last tap and last fault → everything receipted at central
     worst_delay_seconds: float | None = None  # the longest tap → stored at central (central's repaired ts)
+    outage_backlog: int | None = None  # ratings waiting on the device when the final outage ended
     total_seconds: float = 0.0
 
     @property
@@ -85,6 +87,8 @@ class ChaosReport:
     def lines(self) -> list[str]:
         faults = ", ".join(f"{k} {v}" for k, v in self.faults.items())
         drain = f"{self.drain_seconds:.1f} s" if self.drain_seconds is not None else "DID NOT DRAIN"
+        if self.outage_backlog is not None:
+            drain += f" for a backlog of {self.outage_backlog} after the final outage"
         return [
             f"taps made          {self.taps_made} (+{self.unconfirmed} committed but unconfirmed at a SIGKILL)",
             f"rows at central    {self.rows_at_central} (device holds {self.device_rows})",
@@ -254,9 +258,21 @@ def run_chaos(plan: ChaosPlan, *, progress: bool = False) -> ChaosReport:
             report.faults[kind] += 1
             say(f"fault {kind:<8} taps so far {recorder.count()}")
         deadline = time.monotonic() + plan.taps / plan.rate * 3 + 60
+        outage_from = plan.taps - int(plan.outage * plan.rate)
+        while plan.outage and recorder.count() < outage_from and time.monotonic() < deadline:
+            recorder.revive()
+            time.sleep(0.05)
+        if plan.outage:
+            broker.kill()  # closing time: the broker is gone for the last taps, a backlog builds up
+            say(f"outage: broker down for the last {plan.taps - recorder.count()} taps")
         while not recorder.finished() and time.monotonic() < deadline:
             recorder.revive()
             time.sleep(0.05)
+        if plan.outage:
+            backlog = len(_ids(device_dir / "device.db", "SELECT id FROM ratings WHERE state IN (0, 1)"))
+            report.outage_backlog = backlog
+            broker.start()
+            say(f"outage over with {backlog} ratings waiting")
         recorder.wait_reader()
         report.tapping_seconds = time.monotonic() - t0
         quiet = time.monotonic()
