@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -42,6 +43,8 @@ def main(mode: str, only: str | None, out: Path, plots: Path | None, write_docs:
         python -m bench --render bench/results/full.json --write-docs   # redraw docs from the saved run
     """
     os.environ.setdefault("KIVY_NO_ARGS", "1")
+    # SIGTERM unwinds like Ctrl-C, so the brokers and central processes started here are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     selected = tuple(x.strip() for x in only.split(",")) if only else ()
     unknown = [x for x in selected if x not in ORDER]

@@ -9,7 +9,8 @@ generator, not a device); all clients are driven from one asyncio loop through p
 
 Central runs as its own process (one worker, then two on an MQTT v5 shared subscription, storing into
 the same SQLite file). Counted from central's table afterwards: ratings lost and stored twice. Baseline,
-in the same run: one simulated device delivering the same total through the same broker and central.
+in the same run: the same messages (same devices, sites and batches) sent over one MQTT connection, so the
+ratio is what fan-in over thousands of connections costs.
 """
 
 from __future__ import annotations
@@ -35,20 +36,24 @@ from bench.stats import median, quantiles, ratios
 from smileloop import topics
 from smileloop.mqtt import Backoff
 
-MIX = (1, 2, 3, 3, 4, 4, 4, 4, 4, 4)
+MIX = (1, 2, 3, 3, 4, 4, 4, 4, 4, 4)  # one visitor in five unhappy
+DEVICES_PER_SITE = 4
 
 
 class SimDevice:
     """One device's protocol state; the fleet's event loop moves its bytes."""
 
-    def __init__(self, fleet: Fleet, device_id: str, backlog: int, rng: random.Random) -> None:
+    def __init__(self, fleet: Fleet, device_id: str, site: str, location: str, backlog: int,
+                 rng: random.Random) -> None:
         self.fleet = fleet
         self.id = device_id
-        self.topic_ratings = topics.ratings(harness.BENCH_SITE, device_id)
-        self.topic_ack = topics.ack(harness.BENCH_SITE, device_id)
-        self.topic_status = topics.status(harness.BENCH_SITE, device_id)
+        self.site = site
+        self.topic_ratings = topics.ratings(site, device_id)
+        self.topic_ack = topics.ack(site, device_id)
+        self.topic_status = topics.status(site, device_id)
         self.queued: list[dict[str, Any]] = [
-            harness.wire_rating(seq, value=MIX[rng.randrange(len(MIX))]) for seq in range(1, backlog + 1)]
+            harness.wire_rating(seq, value=MIX[rng.randrange(len(MIX))], location=location)
+            for seq in range(1, backlog + 1)]
         self.generated = {r["id"] for r in self.queued}
         self.by_id = {r["id"]: r for r in self.queued}
         self.inflight: dict[int, list[str]] = {}  # mid → ids, waiting for PUBACK
@@ -64,7 +69,7 @@ class SimDevice:
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"dev-{self.id}", protocol=mqtt.MQTTv5,
                         reconnect_on_failure=False)
         c.will_set(self.topic_status, json.dumps({"v": 1, "state": "offline", "device": self.id,
-                                                  "site": harness.BENCH_SITE}), qos=1, retain=True)
+                                                  "site": self.site}), qos=1, retain=True)
         c.on_connect = self._on_connect
         c.on_subscribe = self._on_subscribe
         c.on_message = self._on_message
@@ -98,7 +103,7 @@ class SimDevice:
         self.backoff.reset()
         client.subscribe(self.topic_ack, qos=1)
         client.publish(self.topic_status, json.dumps({"v": 1, "state": "online", "device": self.id,
-                                                      "site": harness.BENCH_SITE, "backlog": len(self.queued)}),
+                                                      "site": self.site, "backlog": len(self.queued)}),
                        qos=1, retain=True)
 
     def _on_subscribe(self, *_: Any) -> None:
@@ -134,7 +139,7 @@ class SimDevice:
     def pump(self) -> None:
         while self.queued and len(self.inflight) < self.fleet.max_inflight:
             batch, self.queued = self.queued[:self.fleet.batch_size], self.queued[self.fleet.batch_size:]
-            info = self.client.publish(self.topic_ratings, harness.ratings_message(self.id, batch), qos=1)
+            info = self.client.publish(self.topic_ratings, harness.ratings_message(self.id, batch, self.site), qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 self.queued[:0] = batch
                 return
@@ -170,7 +175,9 @@ class Fleet:
         self._remaining = devices
         self._all_done = asyncio.Event()
         rng = random.Random(seed)
-        self.devices = [SimDevice(self, f"{prefix}-{i:05d}", backlog, rng) for i in range(devices)]
+        # A few devices per site, each at its own touchpoint, as a real estate of stores would be.
+        self.devices = [SimDevice(self, f"{prefix}-{i:05d}", f"{prefix}-site-{i // DEVICES_PER_SITE:04d}",
+                                  f"exit-{i % DEVICES_PER_SITE}", backlog, rng) for i in range(devices)]
         self.done_at: list[float] = []
 
     # paho's external-loop hooks
@@ -250,6 +257,50 @@ class Fleet:
             self.loop.close()
 
 
+def one_connection(fleet: Fleet, timeout: float) -> dict[str, Any]:
+    """The baseline: the fleet's very messages (same devices, sites, topics, batches) from one MQTT connection,
+    20 in flight, until central has receipted every rating; what fan-in over many connections costs is the
+    difference."""
+    import threading
+
+    total = sum(len(d.generated) for d in fleet.devices)
+    receipted: set[str] = set()
+    done = threading.Event()
+    subscribed = threading.Event()
+
+    def on_message(c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
+        receipted.update(rid for rid, _ in json.loads(msg.payload).get("stored", []))
+        if len(receipted) >= total:
+            done.set()
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-one-connection", protocol=mqtt.MQTTv5)
+    c.max_inflight_messages_set(fleet.max_inflight)
+    c.max_queued_messages_set(0)
+    c.on_message = on_message
+    c.on_subscribe = lambda *_: subscribed.set()
+    t0 = time.perf_counter()
+    c.connect(fleet.host, fleet.port)
+    c.loop_start()
+    try:
+        c.subscribe(topics.ack("+", "+"), qos=1)
+        subscribed.wait(10)
+        t_connected = time.perf_counter() - t0
+        for d in fleet.devices:
+            for i in range(0, len(d.queued), fleet.batch_size):
+                c.publish(d.topic_ratings, harness.ratings_message(d.id, d.queued[i:i + fleet.batch_size], d.site),
+                          qos=1)
+        timed_out = not done.wait(timeout)
+        t1 = time.perf_counter()
+        broker_rss = harness.rss_mb(fleet.broker_pid) if fleet.broker_pid else float("nan")
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    fleet.loop.close()
+    return {"drain_s": t1 - t0, "timed_out": timed_out, "connect_calls_s": t_connected,
+            "all_connected_s": t_connected, "connected": 1, "connect_errors": 0, "reconnects": 0, "resent": 0,
+            "done_curve_s": [], "broker_rss_mb": broker_rss}
+
+
 def _check(db: Path, fleet: Fleet) -> dict[str, int]:
     """Lost and doubly stored ratings of this fleet, from central's table."""
     generated = set().union(*(d.generated for d in fleet.devices))
@@ -267,7 +318,7 @@ def _check(db: Path, fleet: Fleet) -> dict[str, int]:
 
 
 def _scenario(workdir: Path, *, devices: int, backlog: int, workers: int, timeout: float,
-              prefix: str) -> dict[str, Any]:
+              prefix: str, one_conn: bool = False) -> dict[str, Any]:
     shutil.rmtree(workdir, ignore_errors=True)
     with harness.broker(workdir / "broker") as b:
         db = workdir / "central.db"
@@ -283,13 +334,15 @@ def _scenario(workdir: Path, *, devices: int, backlog: int, workers: int, timeou
             pids["fleet"] = os.getpid()
             rss0 = harness.rss_mb(pids["broker"])
             meter = harness.CpuMeter(pids).start()
-            result = fleet.run(timeout)
+            result = one_connection(fleet, timeout) if one_conn else fleet.run(timeout)
             result["broker_kb_per_device"] = (result["broker_rss_mb"] - rss0) * 1024 / devices
             cpu = meter.stop()
         finally:
             for c in centrals:
                 c.stop()
         check = _check(db, fleet)
+        if result["timed_out"]:  # not delivered by the deadline is not "lost": say how many were pending
+            check["pending_at_timeout"], check["lost"] = check["lost"], 0
     total = devices * backlog
     central_cpu = sum(v for k, v in cpu.items() if k.startswith("central") and k.endswith("_cpu_s"))
     return {**result, **check, "devices": devices, "backlog": backlog, "workers": workers,
@@ -300,15 +353,15 @@ def _scenario(workdir: Path, *, devices: int, backlog: int, workers: int, timeou
             "broker_cpu_us_per_rating": 1e6 * cpu["broker_cpu_s"] / total}
 
 
-def run(workdir: Path, *, devices: int, backlog: int, repeats: int, timeout: float = 300.0) -> dict[str, Any]:
+def run(workdir: Path, *, devices: int, backlog: int, repeats: int, timeout: float = 180.0) -> dict[str, Any]:
     limit = harness.raise_nofile(max(4096, devices * 3 + 256))
     if limit < devices * 2 + 64:
         raise harness.BenchError(f"open-file limit {limit} is too low for {devices} devices; raise ulimit -n")
     total = devices * backlog
     rows: dict[str, list[dict[str, Any]]] = {"single": [], "fleet1": [], "fleet2": []}
     for rep in range(repeats):  # interleaved: baseline, one worker, two workers; again
-        rows["single"].append(_scenario(workdir / f"single{rep}", devices=1, backlog=total, workers=1,
-                                        timeout=timeout, prefix=f"one{rep}"))
+        rows["single"].append(_scenario(workdir / f"single{rep}", devices=devices, backlog=backlog, workers=1,
+                                        timeout=timeout, prefix=f"one{rep}", one_conn=True))
         rows["fleet1"].append(_scenario(workdir / f"fleet1-{rep}", devices=devices, backlog=backlog, workers=1,
                                         timeout=timeout, prefix=f"sim{rep}"))
         rows["fleet2"].append(_scenario(workdir / f"fleet2-{rep}", devices=devices, backlog=backlog, workers=2,
@@ -329,6 +382,7 @@ def run(workdir: Path, *, devices: int, backlog: int, repeats: int, timeout: flo
         out[k]["lost"] = max(r["lost"] for r in rs)
         out[k]["duplicated"] = max(r["duplicated"] for r in rs)
         out[k]["resent"] = max(r["resent"] for r in rs)
+        out[k]["pending_at_timeout"] = max(r.get("pending_at_timeout", 0) for r in rs)
         out[k]["timed_out"] = any(r["timed_out"] for r in rs)
         out[k]["done_curve_s"] = rs[-1].get("done_curve_s", [])
     out["fleet1_vs_single"] = median(ratios([r["ratings_per_s"] for r in rows["fleet1"]],

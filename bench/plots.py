@@ -81,7 +81,7 @@ def fleet(r: dict[str, Any], path: Path) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left")
     keys = [k for k in ("single", "fleet1", "fleet2") if k in r]
-    labels = {"single": "1 device,\nsame total", "fleet1": f"{r['devices']} devices,\n1 worker",
+    labels = {"single": "same messages,\n1 connection", "fleet1": f"{r['devices']} devices,\n1 worker",
               "fleet2": f"{r['devices']} devices,\n2 workers"}
     x = range(len(keys))
     bx.bar([i - 0.2 for i in x], [r[k]["central_cpu_pct"] for k in keys], width=0.4, label="central CPU %")

@@ -37,7 +37,9 @@ def summary_rows(res: dict[str, Any]) -> list[list[str]]:
                      f"raw insert {_f(t['raw_ms']['p50'])} ms", f"{t['p50_ratio']:.2f}×", "≤ 1.5×", _f(t["met"])])
     d = res.get("drain")
     if _ok(d):
-        rows.append([f"Drain {d['ratings']:,} ratings", f"{_f(d['drain_rps'])} ratings/s",
+        late = f" (stopped after {_f(d['repeats_detail'][0]['drain_s'])} s: {d['receipted']:,} receipted)" \
+            if d.get("timed_out") else ""
+        rows.append([f"Drain {d['ratings']:,} ratings", f"{_f(d['drain_rps'])} ratings/s{late}",
                      f"raw batches {_f(d['raw_rps'])}/s", f"{d['vs_raw']:.4f}×", "≥ 0.25×", _f(d["vs_raw"] >= 0.25)])
         rows.append(["", "", f"naive {_f(d['naive_rps'])}/s", f"{d['vs_naive']:.2f}×", "≥ 10×",
                      _f(d["vs_naive"] >= 10)])
@@ -56,8 +58,8 @@ def summary_rows(res: dict[str, Any]) -> list[list[str]]:
                          f"{x['lost']} / {x['duplicated']}", "", "", "0 / 0",
                          _f(x["lost"] == 0 and x["duplicated"] == 0 and not x["timed_out"])])
         rows.append(["Fleet drain rate, 1 worker", f"{_f(f['fleet1']['ratings_per_s'])} ratings/s",
-                     f"1 device, same total {_f(f['single']['ratings_per_s'])}/s", f"{f['fleet1_vs_single']:.2f}×",
-                     "–", ""])
+                     f"same messages, 1 connection {_f(f['single']['ratings_per_s'])}/s",
+                     f"{f['fleet1_vs_single']:.2f}×", "–", ""])
         rows.append(["Fleet drain rate, 2 workers", f"{_f(f['fleet2']['ratings_per_s'])} ratings/s", "1 worker",
                      f"{f['fleet2_vs_fleet1']:.2f}×", "–", ""])
     i = res.get("ingest")
@@ -129,12 +131,13 @@ def markdown(res: dict[str, Any], plots_rel: str | None = None) -> str:
     f = res.get("fleet")
     if _ok(f):
         rows = []
-        for key, label in (("single", "1 device, same total"), ("fleet1", f"{f['devices']:,} devices, 1 worker"),
+        for key, label in (("single", "same messages, 1 connection"), ("fleet1", f"{f['devices']:,} devices, 1 worker"),
                            ("fleet2", f"{f['devices']:,} devices, 2 workers")):
             x = f[key]
             rows.append([label, _f(x["drain_s"]), _f(x["all_connected_s"]), _f(x["ratings_per_s"]),
                          _f(x["central_cpu_pct"]), _f(x["broker_cpu_pct"]), _f(x["central_cpu_us_per_rating"]),
-                         _f(x["broker_rss_mb"]), f"{x['lost']} / {x['duplicated']} / {x['resent']}"])
+                         _f(x["broker_rss_mb"]), f"{x['lost']} / {x['duplicated']} / {x['resent']}"
+                         + (f" (timed out, {x['pending_at_timeout']:,} not yet stored)" if x.get("timed_out") else "")])
         parts += ["", f"Fleet: {f['devices']:,} devices × {f['backlog_per_device']} ratings offline backlog "
                       f"({f['ratings']:,} ratings), all reconnecting at once; median of {f['repeats']} interleaved "
                       "repeats:", "",
