@@ -145,6 +145,7 @@ class SyncAgent:
         self._last_receipt_mono: float | None = None
         self._published = 0  # batches published, numbering them
         self._newest_receipted = 0  # the latest-published batch central has receipted
+        self._silent_rounds = 0  # timeouts in a row with no receipt at all: each doubles the next wait
         self._wall_mark = (self.clock.now(), self.clock.monotonic())
         self.on_config: Callable[[DeviceConfig], None] | None = None  # called after a push is applied
         site, dev = config.site, config.device_id
@@ -210,7 +211,9 @@ class SyncAgent:
 
         ``ack_timeout`` plus the time central needs for the ratings already waiting ahead of it, at the
         receipt rate seen so far (or ``max_rate`` before any): a long backlog is not re-sent while central is
-        still working through it. At most twenty times ``ack_timeout``.
+        still working through it. While central says nothing at all, ``ack_timeout`` doubles with each
+        fruitless round, so a kiosk whose central is down does not pile copies into the broker's queue for it.
+        At most twenty times ``ack_timeout``.
         """
         sync = self.config.sync
         rate = sync.max_rate * self._rate_scale
@@ -218,7 +221,7 @@ class SyncAgent:
         if seen is not None:
             rate = min(rate, max(seen, 1.0))
         extra = len(self._awaiting_by_id) / rate
-        return min(sync.ack_timeout + extra, 20 * sync.ack_timeout)
+        return min(sync.ack_timeout * 2 ** self._silent_rounds + extra, 20 * sync.ack_timeout)
 
     def _receipt_rate(self) -> float | None:
         """Ratings receipted per second over the last ten seconds (None before two receipts)."""
@@ -397,6 +400,8 @@ class SyncAgent:
         for entry in later:
             heapq.heappush(self._awaiting, entry)
         if expired:
+            if not progressing:
+                self._silent_rounds = min(self._silent_rounds + 1, 5)
             for i in expired:
                 del self._awaiting_by_id[i]
             again = self.store.requeue(expired)
@@ -460,6 +465,7 @@ class SyncAgent:
 
     def _note_receipt_rate(self, count: int, mono: float) -> None:
         self._last_receipt_mono = mono
+        self._silent_rounds = 0
         self._receipts.append((mono, count))
         while self._receipts and self._receipts[0][0] < mono - 10.0:
             self._receipts.popleft()

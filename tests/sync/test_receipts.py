@@ -107,3 +107,16 @@ def test_a_batch_lost_after_puback_is_sent_again_once_a_later_one_is_receipted(t
         assert len(central.stored) == 200
     finally:
         central.close()
+
+
+def test_while_central_says_nothing_resends_back_off(tmp_path: Path, broker):
+    agent, store = _agent(tmp_path, broker, 40)  # ack_timeout 0.5 s, and no central at all
+    with running(agent):
+        wait_for(lambda: store.backlog().sent == 40, message="all sent once")
+        started = time.monotonic()
+        wait_for(lambda: min(r["attempts"] for r in store.all_ratings()) >= 3, timeout=20,
+                 message="a third send")
+        waited = time.monotonic() - started
+    # 0.5 s then 1 s between sends (doubling); a fixed timeout would have sent the third copy after ≈ 1 s
+    assert waited >= 1.4
+    assert agent.receipt_timeout() >= 2.0 - 0.01
