@@ -36,7 +36,7 @@ FACES = {1: "😠", 2: "🙁", 3: "🙂", 4: "😄"}
 
 @click.command()
 @click.option("--duration", type=click.FloatRange(min=1), help="Stop after this many seconds (default: Ctrl-C).")
-@click.option("--rate", type=click.FloatRange(min=0.1, max=200), default=2.0, show_default=True,
+@click.option("--rate", type=click.FloatRange(min=0.1, max=200), default=1.0, show_default=True,
               help="Visitor taps per second.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the databases here (default: a temporary folder).")
@@ -110,7 +110,9 @@ def demo(duration: float | None, rate: float, workdir: Path | None, seed: int | 
         service.stop()
         stored = central_store.count("ratings")
         alerts = central_store.count("alerts")
-        click.echo(f"\n{taps} taps recorded, {stored} stored centrally, {alerts} alerts")
+        per_visitor = central_store.query("SELECT count(*) AS n FROM alerts WHERE kind = 'negative_rating'")[0]["n"]
+        click.echo(f"\n{taps} taps recorded, {stored} stored centrally, {alerts} alerts "
+                   f"({per_visitor} for unhappy visitors, {alerts - per_visitor} for patterns)")
         if latencies:
             click.echo(f"tap → alert: median {statistics.median(latencies) * 1000:.0f} ms, "
                        f"max {max(latencies) * 1000:.0f} ms")
@@ -118,10 +120,24 @@ def demo(duration: float | None, rate: float, workdir: Path | None, seed: int | 
 
 
 def _print_alert(alert: dict[str, Any], latencies: list[float]) -> None:
+    """A new negative-rating alert with its tap → alert time; pattern and kudos alerts as they are."""
+    event = alert.get("event", "opened")
+    if alert.get("kind") != "negative_rating":
+        if event == "opened":
+            click.secho(f"  {alert.get('severity', 'info').upper():<6} {alert['title']}", fg="yellow", bold=True)
+        return
+    if event not in ("opened", "grouped"):
+        return  # escalated, reopened, recovered: not a new tap
     detail = alert.get("detail") or {}
     tapped = parse_utc(detail["rating_ts"]) if detail.get("rating_ts") else None
-    latency = (datetime.now(UTC) - tapped).total_seconds() if tapped else float("nan")
+    if tapped is None:
+        return
+    latency = (datetime.now(UTC) - tapped).total_seconds()
     latencies.append(latency)
-    click.secho(f"  ALERT  {alert['title']}: rated {detail.get('value')}"
-                f"{', ' + detail['reason'] if detail.get('reason') else ''} — {latency * 1000:.0f} ms after the tap",
-                fg="red", bold=True)
+    what = f"rated {detail.get('value')}{', ' + detail['reason'] if detail.get('reason') else ''}"
+    if event == "grouped":
+        # within the cooldown: stored and on the alerts topic, but the manager is not paged again
+        click.secho(f"  alert  {what} — grouped under the open alert (no new page), {latency * 1000:.0f} ms after"
+                    " the tap", fg="red")
+    else:
+        click.secho(f"  ALERT  {alert['title']}: {what} — {latency * 1000:.0f} ms after the tap", fg="red", bold=True)

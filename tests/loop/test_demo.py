@@ -21,12 +21,13 @@ def test_demo_runs_the_whole_loop_and_prints_alerts(tmp_path, broker):
         capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
-    m = re.search(r"(\d+) taps recorded, (\d+) stored centrally, (\d+) alerts", out)
+    m = re.search(r"(\d+) taps recorded, (\d+) stored centrally, (\d+) alerts \((\d+) for unhappy visitors", out)
     assert m, out
-    taps, stored, alerts = map(int, m.groups())
+    taps, stored, alerts, per_visitor = map(int, m.groups())
     assert taps > 5 and stored == taps
-    assert alerts >= 1 and out.count("ALERT") == alerts
-    assert re.search(r"ALERT .* — \d+ ms after the tap", out)
+    assert per_visitor >= 1 and alerts >= per_visitor
+    assert re.search(r"ALERT  Unhappy visitor at store-042 / exit-north: rated [12].* — \d+ ms after the tap", out)
+    assert len(re.findall(r"\d+ ms after the tap", out)) == per_visitor, "each unhappy visitor's alert is shown"
     assert (tmp_path / "central.db").exists()
 
 
