@@ -3,11 +3,13 @@
 Central's config never rewrites the staff's ``device.toml``: it is written whole, as an overlay file beside
 it (``device.central.toml``) that :func:`device.config.load_config` lays over the staff file. The overlay is
 replaced with one ``os.replace`` after the merged result has validated, so a reader (the kiosk reloads its
-config between visitors) sees the old config or the new one, never half of each.
+config between visitors) sees the old config or the new one, never half of each. The staff file's mtime is
+then touched (its content never), so a reader that watches only that file notices the change.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tomllib
@@ -96,6 +98,8 @@ def apply_push(current: DeviceConfig, payload: bytes) -> tuple[DeviceConfig, Pus
         _replace_atomically(path, text)
     except OSError as e:
         raise ConfigRejected(f"{label}: could not write {path}: {e.strerror or e}") from None
+    with contextlib.suppress(OSError):
+        os.utime(staff_path)  # content untouched; a reader watching the staff file's mtime (the kiosk) reloads
     installed = load_config(staff_path)
     if installed.version != version:  # the overlay was set aside by load_config; say so, keep nothing half-done
         raise ConfigRejected(f"{label}: written but not in force (see the device log)")
