@@ -63,7 +63,7 @@ def drain(r: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("ratings/s (log)")
     for b, v in zip(bars, vals, strict=True):
         ax.annotate(f"{v:,.0f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", fontsize=9)
-    ax.set_title(f"Drain {r['ratings']:,}: {r['vs_raw']:.3f}× raw (≥0.25), {r['vs_naive']:.2f}× naive (≥10)")
+    ax.set_title(f"Drain {r['ratings']:,}: {r['vs_raw']:.2g}× raw (≥0.25), {r['vs_naive']:.2g}× naive (≥10)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

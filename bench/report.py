@@ -40,8 +40,8 @@ def summary_rows(res: dict[str, Any]) -> list[list[str]]:
         late = f" (stopped after {_f(d['repeats_detail'][0]['drain_s'])} s: {d['receipted']:,} receipted)" \
             if d.get("timed_out") else ""
         rows.append([f"Drain {d['ratings']:,} ratings", f"{_f(d['drain_rps'])} ratings/s{late}",
-                     f"raw batches {_f(d['raw_rps'])}/s", f"{d['vs_raw']:.4f}×", "≥ 0.25×", _f(d["vs_raw"] >= 0.25)])
-        rows.append(["", "", f"naive {_f(d['naive_rps'])}/s", f"{d['vs_naive']:.2f}×", "≥ 10×",
+                     f"raw batches {_f(d['raw_rps'])}/s", f"{d['vs_raw']:.2g}×", "≥ 0.25×", _f(d["vs_raw"] >= 0.25)])
+        rows.append(["", "", f"naive {_f(d['naive_rps'])}/s", f"{d['vs_naive']:.2g}×", "≥ 10×",
                      _f(d["vs_naive"] >= 10)])
     a = res.get("alert")
     if _ok(a):
