@@ -34,13 +34,17 @@ TARGET_VS_NAIVE = 10.0
 SYNC = {"batch_size": 100, "max_inflight": 20, "max_rate": 1e9, "ack_timeout": 120.0, "batch_delay": 0.0}
 
 
-def prefill(path: Path, config: Any, n: int) -> None:
-    """``n`` taps through the real Recorder (a realistic mix), written once and copied for each repeat."""
+MIX = (1, 2, 3, 3, 4, 4, 4, 4)  # one visitor in four unhappy
+HAPPY = (3, 4, 4, 4)  # no alerts: what the transport and the agent do without central's alert work
+
+
+def prefill(path: Path, config: Any, n: int, mix: tuple[int, ...] = MIX) -> None:
+    """``n`` taps through the real Recorder, written once and copied for each repeat."""
     store = DeviceStore(path, synchronous="NORMAL")
     clock = FakeClock()
     recorder = Recorder(store, config, clock=clock)
     for i in range(n):
-        recorder.record((1, 2, 3, 3, 4, 4, 4, 4)[i % 8])
+        recorder.record(mix[i % len(mix)])
         clock.advance(0.5)
     store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # one self-contained file to copy
     store.close()
@@ -109,6 +113,24 @@ def naive(url: str, payloads: list[bytes], deadline_s: float) -> tuple[int, floa
     return done, took
 
 
+def _drain_once(work: Path, url: str, template: Path, max_s: float) -> tuple[float, int, bool]:
+    """One more device drains ``template`` into the running central: (ratings/s, receipted, timed out)."""
+    config = harness.device_config(work, url, device_id="kiosk-happy", **SYNC)
+    shutil.copy(template, config.storage.path)
+    store = DeviceStore(config.storage.path, synchronous="NORMAL")
+    total = store.backlog().undelivered
+    t0 = time.perf_counter()
+    late = False
+    try:
+        SyncAgent(config, store).drain(timeout=max_s)
+    except SyncError:
+        late = True
+    took = time.perf_counter() - t0
+    done = total - store.backlog().undelivered
+    store.close()
+    return done / took, done, late
+
+
 def central_count(db: Path, device: str) -> tuple[int, int]:
     """(rows, distinct ids) stored centrally for one device."""
     conn = sqlite3.connect(str(db), timeout=30)
@@ -130,6 +152,8 @@ def run(workdir: Path, *, ratings: int, repeats: int, naive_max_s: float = 5.0,
     t0 = time.perf_counter()
     prefill(template, config0, ratings)
     prefill_s = time.perf_counter() - t0
+    happy = workdir / "happy.db"
+    prefill(happy, config0, ratings, HAPPY)
     batches = wire_batches(template, SYNC["batch_size"])
     device = "kiosk-drain"
     payloads = [harness.ratings_message(device, b) for b in batches]
@@ -158,12 +182,14 @@ def run(workdir: Path, *, ratings: int, repeats: int, naive_max_s: float = 5.0,
                 done = ratings - store.backlog().undelivered
                 store.close()
                 n_naive, naive_s = naive(b.url, singles, naive_max_s)
+                happy_rps, happy_done, happy_late = _drain_once(work / "happy", b.url, happy, max_s)
             finally:
                 central.stop()
             stored, distinct = central_count(work / "central.db", device)
         rows.append({"raw_rps": ratings / raw_s, "drain_rps": done / drain_s, "naive_rps": n_naive / naive_s,
                      "drain_s": drain_s, "receipted": done, "timed_out": timed_out, "stored": stored,
-                     "distinct": distinct, "naive_messages": n_naive, **cpu})
+                     "distinct": distinct, "naive_messages": n_naive, "happy_rps": happy_rps,
+                     "happy_receipted": happy_done, "happy_timed_out": happy_late, **cpu})
         shutil.rmtree(work, ignore_errors=True)
     vs_raw = median(ratios([r["drain_rps"] for r in rows], [r["raw_rps"] for r in rows]))
     vs_naive = median(ratios([r["drain_rps"] for r in rows], [r["naive_rps"] for r in rows]))
@@ -173,6 +199,11 @@ def run(workdir: Path, *, ratings: int, repeats: int, naive_max_s: float = 5.0,
         "drain_rps": median([r["drain_rps"] for r in rows]), "raw_rps": median([r["raw_rps"] for r in rows]),
         "naive_rps": median([r["naive_rps"] for r in rows]),
         "vs_raw": vs_raw, "vs_naive": vs_naive,
+        # the same backlog with no negative ratings, so no alerts: the transport and the agent on their own
+        "happy_rps": median([r["happy_rps"] for r in rows]),
+        "happy_vs_raw": median(ratios([r["happy_rps"] for r in rows], [r["raw_rps"] for r in rows])),
+        "happy_vs_naive": median(ratios([r["happy_rps"] for r in rows], [r["naive_rps"] for r in rows])),
+        "happy_timed_out": any(r["happy_timed_out"] for r in rows),
         "timed_out": any(r["timed_out"] for r in rows), "receipted": min(r["receipted"] for r in rows),
         "lost": max(max(0, r["receipted"] - r["distinct"]) for r in rows),  # receipted by central yet not in its table
         "duplicated": max(r["stored"] - r["distinct"] for r in rows),

@@ -43,6 +43,10 @@ def summary_rows(res: dict[str, Any]) -> list[list[str]]:
                      f"raw batches {_f(d['raw_rps'])}/s", f"{d['vs_raw']:.2g}×", "≥ 0.25×", _f(d["vs_raw"] >= 0.25)])
         rows.append(["", "", f"naive {_f(d['naive_rps'])}/s", f"{d['vs_naive']:.2g}×", "≥ 10×",
                      _f(d["vs_naive"] >= 10)])
+        if "happy_rps" in d:
+            late = " (stopped at the bound)" if d.get("happy_timed_out") else ""
+            rows.append(["Drain, same size, no negatives (no alerts)", f"{_f(d['happy_rps'])} ratings/s{late}",
+                         "raw batches / naive", f"{d['happy_vs_raw']:.2g}× / {d['happy_vs_naive']:.2g}×", "", ""])
     a = res.get("alert")
     if _ok(a):
         rows.append(["Tap to alert (webhook), p99", f"{_f(a['webhook_ms']['p99'])} ms",
