@@ -138,8 +138,9 @@ def candidate(kind: str, site: str, location: str | None, title: str, detail: di
 
 
 def negative_rating(r: IncomingRating, site: str, device: str) -> dict[str, Any] | None:
-    """An alert for each negative rating; a repeat press (same visitor, within the response interval) is not."""
-    if r.sentiment != "negative" or "repeat" in r.flags:
+    """An alert for each negative rating; a repeat press (same visitor, within the response interval) or a staff
+    test tap is not."""
+    if r.sentiment != "negative" or "repeat" in r.flags or "test" in r.flags:
         return None
     return candidate("negative_rating", site, r.location, f"Unhappy visitor at {site} / {r.location}",
                      {"value": r.value, "scale": r.scale, "reason": r.reason, "comment": r.comment,
@@ -159,7 +160,8 @@ def rating_rule(book: RuleBook) -> Any:
     return rule
 
 
-NOT_REPEAT = "(flags IS NULL OR flags NOT LIKE '%\"repeat\"%')"
+# Repeat presses and staff test taps are kept but are not visitors: patterns leave them out.
+NOT_REPEAT = "(flags IS NULL OR (flags NOT LIKE '%\"repeat\"%' AND flags NOT LIKE '%\"test\"%'))"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 MAX_COMMENT = 500
 MAX_CONTACT = 200
 REPEAT = "repeat"
+TEST = "test"
 
 
 def _clean_text(text: str | None, limit: int, what: str) -> str | None:
@@ -61,11 +62,12 @@ class Recorder:
         self._listeners.append(listener)
 
     def record(self, value: object, *, reason: str | None = None, comment: str | None = None,
-               contact: str | None = None, age: float = 0.0) -> Rating:
+               contact: str | None = None, age: float = 0.0, test: bool = False) -> Rating:
         """Store one tap; raises :class:`InvalidRating` (nothing stored) or :class:`StoreError`.
 
         ``age``: seconds since the tap really happened, for inputs that held it a while (a button panel
-        whose host was down); its time and monotonic reading are set back by that much.
+        whose host was down); its time and monotonic reading are set back by that much. ``test``: a staff
+        member checking the path; flagged, so central keeps it out of alerts and patterns.
         """
         if not 0 <= age < 7 * 86400:
             raise InvalidRating(f"age {age!r} must be 0 or more seconds and under a week")
@@ -74,8 +76,8 @@ class Recorder:
         comment = _clean_text(comment, MAX_COMMENT, "comment")
         contact = _clean_text(contact, MAX_CONTACT, "contact")
         boot, mono = self.clock.boot_id(), self.clock.monotonic() - age
-        flags: tuple[str, ...] = ()
-        if self._last is not None and self._last[0] == boot and \
+        flags: tuple[str, ...] = (TEST,) if test else ()
+        if not test and self._last is not None and self._last[0] == boot and \
                 0 <= mono - self._last[1] < self.config.survey.response_interval:
             flags = (REPEAT,)
         now = self.clock.now() - timedelta(seconds=age)
@@ -83,7 +85,8 @@ class Recorder:
             id=str(uuid.uuid4()), seq=seq, ts=now, scale=self.scale.name, value=checked,
             location=self.config.location, sentiment=self.scale.sentiment(checked), boot_id=boot, mono=mono,
             reason=reason, comment=comment, contact=contact, flags=flags))
-        self._last = (boot, mono)
+        if not test:
+            self._last = (boot, mono)
         self._notify(rating)
         return rating
 

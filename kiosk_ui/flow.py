@@ -326,12 +326,12 @@ class KioskFlow:
         self._changed("text")
 
     def staff_test_tap(self) -> Rating | None:
-        """A tap staff make to check the whole path; it is marked by its comment so central can tell."""
+        """A tap staff make to check the whole path; flagged ``test`` so central keeps it out of alerts and patterns."""
         if self.step is not Step.STAFF or self.recorder is None:
             return None
         middle = self.recorder.scale.values[len(self.recorder.scale.values) // 2]
         try:
-            rating = self.recorder.record(middle, comment=STAFF_TEST_COMMENT)
+            rating = self.recorder.record(middle, comment=STAFF_TEST_COMMENT, test=True)
         except (StoreError, sqlite3.Error) as e:
             self.fault = str(e)
             log.error("staff test tap failed: %s", e)

@@ -141,3 +141,11 @@ def test_a_failing_listener_does_not_undo_the_tap(rec):
     rec.on_record(boom)
     rec.record(3)
     assert len(rec.store.all_ratings()) == 1
+
+
+def test_staff_test_tap_is_flagged_and_does_not_start_a_repeat_window(rec, clock):
+    test_tap = rec.record(1, test=True)
+    clock.advance(0.5)
+    visitor = rec.record(1)  # half a second later, but after a test tap: a real visitor, not a repeat
+    assert test_tap.flags == ("test",) and visitor.flags == ()
+    assert rec.store.get(test_tap.id).to_wire()["flags"] == ["test"]

@@ -145,3 +145,16 @@ def test_last_will_marks_a_killed_agent_offline(broker, device_config, tmp_path)
         assert late.on(status_topic)[-1]["state"] == "offline"
     finally:
         late.close()
+
+
+def test_repeat_presses_and_staff_test_taps_open_no_alert(broker, central):
+    topic = topics.ratings("store-1", "kiosk-5")
+    base = {"ts": "2026-11-24T09:00:00Z", "scale": "smiley4", "value": 1, "location": "exit"}
+    ratings = [{**base, "id": "5a0f5a52-8c55-4a55-9f1c-0b6a3c1c2d1" + str(i), "seq": i + 1, "flags": flags}
+               for i, flags in enumerate((["test"], ["repeat"], []))]
+    payload = json.dumps({"v": 1, "device": "kiosk-5", "site": "store-1", "ratings": ratings})
+    publish.single(topic, payload, qos=1, hostname="127.0.0.1", port=broker.port)
+    wait_for(lambda: central.store.count("ratings") == 3, message="three ratings stored")
+    wait_for(lambda: central.store.count("alerts") >= 1, message="the visitor's alert")
+    alerts = central.store.query("SELECT rating_id FROM alerts WHERE kind = 'negative_rating'")
+    assert [a["rating_id"] for a in alerts] == [ratings[2]["id"]]
