@@ -72,7 +72,11 @@ def _org_of(store: CentralStore) -> Org:
 @click.option("--schema", envvar="SMILELOOP_CENTRAL_SCHEMA", help="PostgreSQL schema.")
 @click.option("--username", envvar="SMILELOOP_BROKER_USERNAME")
 @click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CA that signed the broker's certificate (mqtts://).")
+@click.option("--cert-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Central's client certificate, where the broker asks for one (with --key-file).")
+@click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--notify", "notify_urls", multiple=True, metavar="URL",
               help="apprise URL told of every alert, besides the org's contacts (repeatable).")
 @click.option("--org", "org_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -82,15 +86,18 @@ def _org_of(store: CentralStore) -> Org:
 @click.option("--client-id", default="smileloop-central", show_default=True)
 @click.option("--share-group", help="Join an MQTT v5 shared subscription with other central workers.")
 def central(broker_url: str, db_target: str, schema: str | None, username: str | None, password_file: Path | None,
-            ca_file: Path | None, notify_urls: tuple[str, ...], org_file: Path | None, rules_file: Path | None,
-            client_id: str, share_group: str | None) -> None:
+            ca_file: Path | None, cert_file: Path | None, key_file: Path | None, notify_urls: tuple[str, ...],
+            org_file: Path | None, rules_file: Path | None, client_id: str, share_group: str | None) -> None:
     """Run the central service: store every rating once, raise, route and escalate alerts.
 
     \b
     Example:
         smileloop central --broker mqtt://127.0.0.1:1883 --db central.db --notify json://localhost:8080/hook
     """
-    settings = BrokerSettings.from_url(broker_url, username=username, ca_file=ca_file)
+    if (cert_file is None) != (key_file is None):
+        raise click.BadParameter("give --cert-file and --key-file together", param_hint="--cert-file")
+    settings = BrokerSettings.from_url(broker_url, username=username, ca_file=ca_file, cert_file=cert_file,
+                                       key_file=key_file)
     settings = settings.with_password_file(password_file)
     for url in notify_urls:
         try:
