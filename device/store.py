@@ -125,6 +125,7 @@ class DeviceStore:
         self.path = Path(path)
         self.reserve_bytes = reserve_bytes
         self._max_pages: int | None = None
+        self._page_size: int | None = None
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,7 +213,10 @@ class DeviceStore:
                              f"ratings are kept, {freed} delivered ones were pruned to make room") from e
 
     def _add(self, make: Callable[[int], Rating]) -> Rating:
-        room = self._room()
+        try:
+            room = self._room()
+        except (sqlite3.Error, OSError) as e:  # a closed, corrupt or vanished store: the kiosk shows out-of-order
+            raise StoreError(f"could not record the tap in {self.path}: {e}") from e
         if room < self.reserve_bytes:
             raise StoreError(f"only {room} bytes left for {self.path}") from sqlite3.OperationalError(
                 "database or disk is full (reserve reached)")
@@ -348,7 +352,9 @@ class DeviceStore:
         """Bytes a new tap may still use (free disk and freed pages, within the page cap); no file scan."""
         st = os.statvfs(self.path.parent)
         with self._lock:
-            page = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
+            if self._page_size is None:  # fixed once the file exists; one PRAGMA less per tap
+                self._page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
+            page = self._page_size
             free_pages = int(self._conn.execute("PRAGMA freelist_count").fetchone()[0])
             if self._max_pages is None:
                 return st.f_bavail * st.f_frsize + free_pages * page

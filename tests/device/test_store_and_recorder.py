@@ -149,3 +149,9 @@ def test_staff_test_tap_is_flagged_and_does_not_start_a_repeat_window(rec, clock
     visitor = rec.record(1)  # half a second later, but after a test tap: a real visitor, not a repeat
     assert test_tap.flags == ("test",) and visitor.flags == ()
     assert rec.store.get(test_tap.id).to_wire()["flags"] == ["test"]
+
+
+def test_a_store_that_went_away_raises_store_error_not_a_raw_sqlite_error(rec):
+    rec.store.close()
+    with pytest.raises(StoreError, match="could not record the tap"):
+        rec.record(3)

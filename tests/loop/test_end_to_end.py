@@ -50,9 +50,10 @@ def test_taps_reach_central_once_and_a_negative_raises_an_alert(broker, central,
         assert {a["rating_id"] for a in on_topic} == negative_ids
         reasons = {a["detail"]["reason"] for a in on_topic}
         assert reasons == {None, "waiting_time"}
-        statuses = watcher.on(topics.status("store-1", "kiosk-1"))
-        assert statuses[-1]["state"] == "offline"  # --once says goodbye on its way out
-        assert any(s["state"] == "online" for s in statuses)
+        status_topic = topics.status("store-1", "kiosk-1")
+        wait_for(lambda: watcher.on(status_topic)[-1]["state"] == "offline",
+                 message="--once says goodbye on its way out")
+        assert any(s["state"] == "online" for s in watcher.on(status_topic))
     finally:
         watcher.close()
 

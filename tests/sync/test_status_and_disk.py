@@ -48,7 +48,8 @@ def test_heartbeat_reports_backlog_disk_offset_version_and_uptime(broker, centra
         assert status["disk_free_mb"] > 0 and status["disk_low"] is False
         assert status["uptime"] >= 0 and status["boot"] == clock.boot_id()
         assert status["config_version"] == 0 and status["delivered"] == 3
-        assert watcher.last(agent.topic_status)["state"] == "offline", "a clean stop says offline"
+        wait_for(lambda: watcher.last(agent.topic_status)["state"] == "offline",
+                 message="'offline' after a clean stop")
         saved = agent.store.agent_status()
         assert saved is not None and saved["clock_offset"] == status["clock_offset"]
     finally:
