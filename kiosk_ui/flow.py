@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from device.clock import Clock, SystemClock
-from device.config import DeviceConfig, load_config
+from device.config import DeviceConfig, central_overlay_path, load_config
 from device.errors import ConfigError, InvalidRating, StoreError
 from device.hours import is_open, next_change
 from device.model import Rating
@@ -420,17 +420,24 @@ class KioskFlow:
             self.outcome_index = 0
             self._changed("outcome")
 
-    def _stat_config(self) -> tuple[int, int] | None:
+    def _stat_config(self) -> tuple[int, ...] | None:
+        """The staff file's and central's overlay's (mtime, size): a change in either means reload."""
         if self.config_path is None:
             return None
-        try:
-            st = Path(self.config_path).stat()
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size
+        stamp: list[int] = []
+        for path in (Path(self.config_path), central_overlay_path(self.config_path)):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                stamp += [0, -1]  # no overlay (yet) is a state too: its removal is a change
+                continue
+            except OSError:
+                return None
+            stamp += [st.st_mtime_ns, st.st_size]
+        return tuple(stamp)
 
     def _reload_config(self) -> None:
-        """A config push rewrites the file; take it between visitors, keep the old one if it is bad."""
+        """A config push (central's overlay) or a staff edit; take it between visitors, keep the old one if bad."""
         stamp = self._stat_config()
         if stamp is None or stamp == self._config_stamp or self.config_path is None:
             return

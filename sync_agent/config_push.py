@@ -9,7 +9,6 @@ then touched (its content never), so a reader that watches only that file notice
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tomllib
@@ -98,8 +97,6 @@ def apply_push(current: DeviceConfig, payload: bytes) -> tuple[DeviceConfig, Pus
         _replace_atomically(path, text)
     except OSError as e:
         raise ConfigRejected(f"{label}: could not write {path}: {e.strerror or e}") from None
-    with contextlib.suppress(OSError):
-        os.utime(staff_path)  # content untouched; a reader watching the staff file's mtime (the kiosk) reloads
     installed = load_config(staff_path)
     if installed.version != version:  # the overlay was set aside by load_config; say so, keep nothing half-done
         raise ConfigRejected(f"{label}: written but not in force (see the device log)")

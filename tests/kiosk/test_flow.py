@@ -221,3 +221,24 @@ def test_a_language_left_behind_without_a_tap_is_reset_for_the_next_visitor(make
     d.clock.advance(1)
     flow.tick()
     assert flow.lang == "en" and flow.step is Step.RATING
+
+
+def test_a_config_push_from_central_reaches_the_kiosk_without_touching_the_staff_file(make_device):
+    import json
+    import os
+
+    from sync_agent.config_push import apply_push
+
+    d = make_device()
+    flow = d.flow
+    before = os.stat(d.config_path)
+    staff_text = d.config_path.read_text()
+    payload = json.dumps({"v": 1, "version": 7, "config": {"survey": {"scale": "csat5"}}}).encode()
+    apply_push(flow.config, payload)
+    assert d.config_path.read_text() == staff_text
+    assert os.stat(d.config_path).st_mtime_ns == before.st_mtime_ns, "the staff file is never rewritten or touched"
+    d.clock.advance(flow.timings.thanks)
+    flow.tick()
+    assert flow.config.survey.scale == "csat5" and flow.config.version == 7
+    flow.tap(5)
+    assert [r["scale"] for r in d.rows()] == ["csat5"]
