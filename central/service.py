@@ -60,7 +60,8 @@ class CentralService:
         self.clock_threshold = clock_threshold
         extra = (Contact(name="--notify", urls=tuple(notify_urls)),) if notify_urls else ()
         self.dispatcher = Dispatcher(store, self.org, send=send, extra=extra)
-        self.conn = Connection(settings, client_id, backoff=Backoff(0.5, 30.0, rng), on_connect=self._on_connect,
+        # A few central workers, not a fleet: reconnect fast (≤ 5 s), devices wait on central's receipts.
+        self.conn = Connection(settings, client_id, backoff=Backoff(0.2, 5.0, rng), on_connect=self._on_connect,
                                on_message=self._on_message, clean_start=False, session_expiry=session_expiry,
                                manual_ack=True, name="central")
         self.on_alert: list[Callable[[dict[str, Any]], None]] = []
