@@ -36,11 +36,14 @@ from device.clock import Clock, SystemClock, utc_iso
 from smileloop import topics
 from smileloop.connection import Connection
 from smileloop.mqtt import Backoff, BrokerSettings
+from smileloop.service import BackgroundService
 
 log = logging.getLogger("smileloop.central")
 
 
-class CentralService:
+class CentralService(BackgroundService):
+    thread_name = "central"
+
     """``CentralService(CentralStore(path), settings).start()``; ``on_alert`` listeners see every alert raised
     (opened, reopened, grouped, escalated) as it is published on the site's alerts topic."""
 
@@ -49,6 +52,7 @@ class CentralService:
                  notify_urls: Sequence[str] = (), send: Send = apprise_send, session_expiry: int = 7 * 86400,
                  tick_interval: float = 5.0, silence_interval: float = 60.0, delivery_interval: float = 0.25,
                  clock_threshold: float = DEFAULT_THRESHOLD.total_seconds(), rng: random.Random | None = None) -> None:
+        super().__init__()
         self.store = store
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
@@ -68,10 +72,7 @@ class CentralService:
         self.messages = 0
         self._org: tuple[int, Org] = (-1, Org())
         self._book: tuple[int, RuleBook] = (-1, RuleBook())
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
         self._delivery_thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self._last_silence = 0.0
         self._usual: dict[tuple[str, str], tuple[datetime, float | None]] = {}
 
@@ -123,20 +124,6 @@ class CentralService:
         finally:
             self.conn.close()
             self._delivery_thread.join(5)
-
-    def start(self) -> CentralService:
-        """Run on a background thread (tests, the demo); ``wait_ready`` tells when it is subscribed."""
-        self._thread = threading.Thread(target=self.run, args=(self._stop,), name="central", daemon=True)
-        self._thread.start()
-        return self
-
-    def wait_ready(self, timeout: float = 10.0) -> bool:
-        return self._ready.wait(timeout)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(10)
 
     def _deliver_loop(self, stop: threading.Event) -> None:
         while not stop.wait(self.delivery_interval):

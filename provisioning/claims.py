@@ -40,6 +40,7 @@ from provisioning.errors import ClaimRefused, ClaimTimeout, InvalidInput, Provis
 from provisioning.inventory import Inventory
 from smileloop.connection import Connection
 from smileloop.mqtt import Backoff, BrokerSettings
+from smileloop.service import BackgroundService
 
 log = logging.getLogger("provisioning.claims")
 
@@ -161,7 +162,9 @@ def create_claim(inventory: Inventory, device_id: str, ttl: timedelta = DEFAULT_
     return ClaimCode(code, device_id, expires)
 
 
-class ClaimResponder:
+class ClaimResponder(BackgroundService):
+    thread_name = "claims"
+
     """Answers claim requests on the broker; run by staff beside the broker's files (it reloads the broker).
 
     ``answer(cid, payload)`` is the whole decision, usable without a broker.
@@ -169,13 +172,11 @@ class ClaimResponder:
 
     def __init__(self, inventory: Inventory, settings: BrokerSettings, *,
                  client_id: str = "smileloop-claims") -> None:
+        super().__init__()
         self.inventory = inventory
         self.settings = settings
         self.answered = 0
         self.refused = 0
-        self._ready = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.conn = Connection(settings, client_id, backoff=Backoff(0.5, 10.0), on_connect=self._on_connect,
                                on_message=self._on_message, name="claims")
 
@@ -211,19 +212,6 @@ class ClaimResponder:
                 self.conn.step(timeout=0.05)
         finally:
             self.conn.close()
-
-    def start(self) -> ClaimResponder:
-        self._thread = threading.Thread(target=self.run, args=(self._stop,), name="claims", daemon=True)
-        self._thread.start()
-        return self
-
-    def wait_ready(self, timeout: float = 10.0) -> bool:
-        return self._ready.wait(timeout)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(10)
 
     def _on_connect(self, client: mqtt.Client) -> None:
         client.subscribe(f"{CLAIM_PREFIX}/+/request", qos=1)
