@@ -182,10 +182,16 @@ def run(workdir: Path, *, ratings: int, repeats: int, naive_max_s: float = 5.0,
                 done = ratings - store.backlog().undelivered
                 store.close()
                 n_naive, naive_s = naive(b.url, singles, naive_max_s)
-                happy_rps, happy_done, happy_late = _drain_once(work / "happy", b.url, happy, max_s)
             finally:
                 central.stop()
             stored, distinct = central_count(work / "central.db", device)
+        with harness.broker(work / "broker-happy") as b:  # a fresh central: nothing queued from the drain above
+            central = harness.CentralProcess(b.url, work / "central-happy.db")
+            try:
+                harness.probe_central(b.url)
+                happy_rps, happy_done, happy_late = _drain_once(work / "happy", b.url, happy, max_s)
+            finally:
+                central.stop()
         rows.append({"raw_rps": ratings / raw_s, "drain_rps": done / drain_s, "naive_rps": n_naive / naive_s,
                      "drain_s": drain_s, "receipted": done, "timed_out": timed_out, "stored": stored,
                      "distinct": distinct, "naive_messages": n_naive, "happy_rps": happy_rps,

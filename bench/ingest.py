@@ -27,13 +27,17 @@ PG_URL = os.environ.get("SMILELOOP_BENCH_PG", "postgresql://postgres@127.0.0.1:5
 _RAW_COLS = "id, device_id, site, location, scale, value, sentiment, ts, received_at, seq, boot_id, mono"
 
 
+SITES = 50  # a worker serves many sites; alerts (one rating in five is unhappy) spread over them
+
+
 def _messages(n: int, batch: int, device: str) -> list[tuple[str, bytes, list[tuple[Any, ...]]]]:
     out = []
     for m in range(n):
-        ratings = [harness.wire_rating(m * batch + j + 1, value=(1, 3, 4, 4, 4)[j % 5]) for j in range(batch)]
-        rows = [(r["id"], device, harness.BENCH_SITE, r["location"], r["scale"], r["value"], "x", r["ts"], r["ts"],
+        site, dev = f"{device}-s{m % SITES}", f"{device}-d{m % SITES}"
+        ratings = [harness.wire_rating(m * batch + j + 1, value=(1, 3, 4, 4, 4)[(m + j) % 5]) for j in range(batch)]
+        rows = [(r["id"], dev, site, r["location"], r["scale"], r["value"], "x", r["ts"], r["ts"],
                  r["seq"], r["boot"], r["mono"]) for r in ratings]
-        out.append((topics.ratings(harness.BENCH_SITE, device), harness.ratings_message(device, ratings), rows))
+        out.append((topics.ratings(site, dev), harness.ratings_message(dev, ratings, site), rows))
     return out
 
 
@@ -118,20 +122,28 @@ def _backend(name: str, store: CentralStore, raw: Any, *, messages: int, batch: 
             "vs_raw": median(ratios(sub_rps, raw_rps)), "stored": stored, "per_repeat": sub_rps}
 
 
+def _drop(store: CentralStore) -> None:
+    drop = getattr(store, "drop", None)  # the PostgreSQL store drops its schema; SQLite has nothing to drop
+    if callable(drop):
+        drop()
+    store.close()
+
+
 def run(workdir: Path, *, messages: int, batch: int = 100, repeats: int = 3) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {"what": "central ingest per worker, CentralService.handle without the network",
                            "messages": messages, "batch": batch, "repeats": repeats}
-    store = central_store(workdir / "central.db", None)
-    assert store is not None
-    raw = RawSqlite(workdir / "raw.db")
-    try:
-        out["sqlite"] = _backend("sqlite", store, raw, messages=messages, batch=batch, repeats=repeats)
-        # live traffic: one rating per message, so the per-message cost (parse, fsync, receipt) shows
-        out["sqlite_single"] = _backend("sqlite1", store, raw, messages=messages * 5, batch=1, repeats=repeats)
-    finally:
-        raw.close()
-        store.close()
+    for key, size, n in (("sqlite", batch, messages), ("sqlite_single", 1, messages * 5)):
+        # sqlite_single: live traffic, one rating per message, so the per-message cost shows. A fresh store
+        # each, so one figure does not inherit the other's alerts.
+        store = central_store(workdir / f"{key}.db", None)
+        assert store is not None
+        raw = RawSqlite(workdir / f"raw-{key}.db")
+        try:
+            out[key] = _backend(key, store, raw, messages=n, batch=size, repeats=repeats)
+        finally:
+            raw.close()
+            store.close()
     schema = f"bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     try:
         raw_pg = RawPostgres(PG_URL, schema + "_raw")
@@ -150,13 +162,15 @@ def run(workdir: Path, *, messages: int, batch: int = 100, repeats: int = 3) -> 
             return out
         try:
             out["postgres"] = _backend("pg", pg_store, raw_pg, messages=messages, batch=batch, repeats=repeats)
-            out["postgres_single"] = _backend("pg1", pg_store, raw_pg, messages=messages * 5, batch=1,
+        finally:
+            _drop(pg_store)
+        pg_single = central_store(PG_URL, schema + "_1")
+        assert pg_single is not None
+        try:
+            out["postgres_single"] = _backend("pg1", pg_single, raw_pg, messages=messages * 5, batch=1,
                                               repeats=repeats)
         finally:
-            drop = getattr(pg_store, "drop", None)
-            if callable(drop):
-                drop()
-            pg_store.close()
+            _drop(pg_single)
     finally:
         raw_pg.close()
     return out
