@@ -51,8 +51,11 @@ class CentralService(BackgroundService):
                  client_id: str = "smileloop-central", share_group: str | None = None,
                  notify_urls: Sequence[str] = (), send: Send = apprise_send, session_expiry: int = 7 * 86400,
                  tick_interval: float = 5.0, silence_interval: float = 60.0, delivery_interval: float = 0.25,
-                 clock_threshold: float = DEFAULT_THRESHOLD.total_seconds(), rng: random.Random | None = None) -> None:
+                 clock_threshold: float = DEFAULT_THRESHOLD.total_seconds(), rng: random.Random | None = None,
+                 window_interval: float = 0.5) -> None:
         super().__init__()
+        self.window_interval = window_interval
+        self._dirty: dict[tuple[str, str], set[str]] = {}
         self.store = store
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
@@ -109,12 +112,18 @@ class CentralService(BackgroundService):
         for alert in self.store.unnotified_alerts():  # opened just before a crash: finish announcing them
             self.dispatcher.queue(alert, self.clock.now())
             self._publish_alert(alert, "opened")  # a no-op if it was published; else pending until connected
-        next_tick = time.monotonic()
+        next_tick = next_windows = time.monotonic()
         try:
             while not stop.is_set():
                 if not self.conn.ensure(stop):
                     continue
                 self.conn.step(timeout=0.05)
+                if self._dirty and time.monotonic() >= next_windows:
+                    next_windows = time.monotonic() + self.window_interval
+                    try:
+                        self.flush_windows()
+                    except Exception:
+                        log.exception("window rules failed; trying again at the next message or tick")
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + self.tick_interval
                     try:
@@ -145,15 +154,20 @@ class CentralService(BackgroundService):
             if msg.topic.endswith("/status"):
                 self.handle_status(msg.topic, bytes(msg.payload))
             else:
-                self.handle(msg.topic, bytes(msg.payload))
+                self.handle(msg.topic, bytes(msg.payload), defer_windows=True)
         except Exception:
             # Not stored: no receipt and no acknowledgement, so it comes again (broker or device).
             log.exception("could not store message on %s; it will be delivered again", msg.topic)
             return
         client.ack(msg.mid, msg.qos)
 
-    def handle(self, topic: str, payload: bytes) -> dict[str, Any] | None:
-        """Validate, store, receipt, alert. Returns the receipt sent (None if the message was rejected whole)."""
+    def handle(self, topic: str, payload: bytes, *, defer_windows: bool = False) -> dict[str, Any] | None:
+        """Validate, store, receipt, alert. Returns the receipt sent (None if the message was rejected whole).
+
+        Each negative rating alerts at once. Window rules (shares, counts, streaks, bursts, reasons) read the
+        whole window, so with ``defer_windows`` (messages from the broker) they run once per touched location
+        every ``window_interval`` instead of once per message: a drain of a long backlog stays linear.
+        """
         self.messages += 1
         now = self.clock.now()
         parsed = topics.parse_device_topic(topic)
@@ -180,14 +194,27 @@ class CentralService(BackgroundService):
         for alert in batch.alerts:
             self._announce(Opened(alert.pop("_action"), alert), now)
         if batch.new or batch.updated:
-            try:
-                candidates = rules.after_ingest(self.store, self.org(), book, site, device,
-                                                {r.location for r in batch.new + batch.updated}, now)
-                for opened in rules.raise_candidates(self.store, book, candidates, now):
-                    self._announce(opened, now)
-            except CentralError:
-                log.exception("window rules for %s/%s failed (check `smileloop rules list`)", site, device)
+            locations = {r.location for r in batch.new + batch.updated}
+            if defer_windows:
+                self._dirty.setdefault((site, device), set()).update(locations)
+            else:
+                self._window_rules(site, device, locations, now)
         return receipt
+
+    def flush_windows(self, now: datetime | None = None) -> None:
+        """Run the window rules deferred by :meth:`handle` (the loop calls this every ``window_interval``)."""
+        dirty, self._dirty = self._dirty, {}
+        for (site, device), locations in dirty.items():
+            self._window_rules(site, device, locations, now or self.clock.now())
+
+    def _window_rules(self, site: str, device: str, locations: set[str], now: datetime) -> None:
+        book = self.book()
+        try:
+            candidates = rules.after_ingest(self.store, self.org(), book, site, device, locations, now)
+            for opened in rules.raise_candidates(self.store, book, candidates, now):
+                self._announce(opened, now)
+        except CentralError:
+            log.exception("window rules for %s/%s failed (check `smileloop rules list`)", site, device)
 
     def handle_status(self, topic: str, payload: bytes) -> None:
         """Keep the latest status of each device (what the offline, backlog and disk rules read)."""
