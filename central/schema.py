@@ -79,6 +79,11 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         """CREATE TABLE documents (
             name TEXT PRIMARY KEY, body TEXT NOT NULL, version INTEGER NOT NULL, updated_at TEXT NOT NULL)""",
     ]),
+    ("003_cooldown_index", [
+        # The cooldown lookup of open_alert reads parent alerts only: a few rows, even when thousands of
+        # negatives at one location were grouped under them.
+        "CREATE INDEX alerts_cooldown ON alerts(kind, site, opened_at) WHERE parent_id IS NULL",
+    ]),
 ]
 
 

@@ -76,6 +76,7 @@ class CentralService(BackgroundService):
         self._org: tuple[int, Org] = (-1, Org())
         self._book: tuple[int, RuleBook] = (-1, RuleBook())
         self._delivery_thread: threading.Thread | None = None
+        self._deliver_now = threading.Event()
         self._last_silence = 0.0
         self._usual: dict[tuple[str, str], tuple[datetime, float | None]] = {}
 
@@ -132,10 +133,16 @@ class CentralService(BackgroundService):
                         log.exception("periodic tick failed; trying again in %.0fs", self.tick_interval)
         finally:
             self.conn.close()
+            self._deliver_now.set()
             self._delivery_thread.join(5)
 
     def _deliver_loop(self, stop: threading.Event) -> None:
-        while not stop.wait(self.delivery_interval):
+        # Woken as soon as an alert is queued; the interval only paces retries and digests.
+        while not stop.is_set():
+            self._deliver_now.wait(self.delivery_interval)
+            self._deliver_now.clear()
+            if stop.is_set():
+                return
             try:
                 self.dispatcher.run_due(self.clock.now())
             except Exception:
@@ -258,6 +265,7 @@ class CentralService(BackgroundService):
             up = sla.escalate(self.store, alert, now, waited)
             if up is not None:
                 self.dispatcher.queue(up, now, purpose=f"escalation-{up['level']}", level=up["level"])
+                self._deliver_now.set()
                 self._publish_alert(up, "escalated")
         self.publish_outcomes(now)
         self.flush_mqtt(now)
@@ -281,6 +289,7 @@ class CentralService(BackgroundService):
         if opened.notify:
             purpose = "alert" if opened.action == "opened" else f"reopened-{alert.get('reopened', 1)}"
             self.dispatcher.queue(alert, now, purpose=purpose)
+            self._deliver_now.set()
         self._publish_alert(alert, opened.action)
 
     def _publish_alert(self, alert: dict[str, Any], event: str) -> None:

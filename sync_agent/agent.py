@@ -273,7 +273,11 @@ class SyncAgent:
 
     # --- the pump -----------------------------------------------------------------------------
     def _step(self, flush: bool) -> None:
-        if not self.conn.step():
+        # Idle waiting happens on the socket (receipts, PUBACKs wake it at once), never on a timer; a tap
+        # recorded in this process (``wake``) skips the wait so a negative goes out without delay.
+        woken = self._wake.is_set()
+        self._wake.clear()
+        if not self.conn.step(timeout=0.0 if woken else 0.02):
             self._lost_connection()
             self.status.last_error = self.conn.last_error
             return
@@ -282,9 +286,6 @@ class SyncAgent:
         self._pump(now, flush)
         if now >= self._next_heartbeat:
             self._heartbeat(now)
-        if not self._inflight and not self._wake.is_set():
-            self._wake.wait(0.05)
-        self._wake.clear()
 
     def _heartbeat(self, now: float) -> None:
         self.conn.publish(self.topic_status, self._status_payload("online"), retain=True)
