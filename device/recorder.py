@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from device.clock import Clock, SystemClock
 from device.config import DeviceConfig
+from device.doorbell import Bell
 from device.errors import InvalidRating
 from device.model import Rating
 from device.scales import get_scale
@@ -50,6 +51,7 @@ class Recorder:
         self.clock: Clock = clock or SystemClock()
         self.scale = get_scale(config.survey.scale)
         self._listeners: list[Callable[[Rating], None]] = []
+        self._bell = Bell(store.path)  # wakes a sync agent in another process the moment a tap is durable
         last = store.last_rating()
         self._last: tuple[str, float] | None = (last.boot_id, last.mono) if last else None
 
@@ -110,6 +112,7 @@ class Recorder:
             raise InvalidRating(f"reason {reason!r} is not configured; configured: {', '.join(sorted(self.reasons))}")
 
     def _notify(self, rating: Rating) -> None:
+        self._bell.ring()
         for listener in self._listeners:
             try:
                 listener(rating)

@@ -9,6 +9,7 @@ User callbacks are wrapped so one exception never kills the loop.
 from __future__ import annotations
 
 import logging
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -92,10 +93,17 @@ class Connection:
             self.close()
             raise ConnectFailed(f"connection refused: {error}")
 
-    def step(self, timeout: float = 0.02) -> bool:
-        """Run paho's network loop once; False (and disconnected) if the connection is gone."""
+    def step(self, timeout: float = 0.02, wake_fd: int | None = None) -> bool:
+        """Run paho's network loop once; False (and disconnected) if the connection is gone.
+
+        With ``wake_fd`` the wait also ends when that descriptor becomes readable (the owner's doorbell).
+        """
         if self.client is None:
             return False
+        sock = self.client.socket()
+        if wake_fd is not None and timeout > 0 and sock is not None and not self.client.want_write():
+            select.select([sock.fileno(), wake_fd], [], [], timeout)
+            timeout = 0.0
         rc = self.client.loop(timeout=timeout)
         if rc != mqtt.MQTT_ERR_SUCCESS or not self.connected:
             if self.connected:

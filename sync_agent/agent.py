@@ -28,6 +28,7 @@ import paho.mqtt.client as mqtt
 
 from device.clock import Clock, SystemClock, parse_utc, utc_iso
 from device.config import DeviceConfig
+from device.doorbell import BellListener
 from device.errors import StoreError
 from device.model import Rating
 from device.store import DeviceStore
@@ -130,6 +131,7 @@ class SyncAgent:
         self.batch = AdaptiveBatch(sync.batch_size)
         self.offset = ClockOffset()
         self._wake = threading.Event()
+        self._bell: BellListener | None = None  # while running: the Recorder rings it after each durable tap
         self._inflight: dict[int, _Inflight] = {}
         self._awaiting: list[_Awaiting] = []  # a heap by deadline
         self._awaiting_by_id: dict[str, _Awaiting] = {}
@@ -259,6 +261,9 @@ class SyncAgent:
         self._next_heartbeat = 0.0  # announce "online" at once
 
     def _close(self) -> None:
+        if self._bell is not None:
+            self._bell.close()
+            self._bell = None
         self._inflight.clear()
         self.status.connected = False
         self.conn.close(goodbye=(self.topic_status, self._status_payload("offline")))
@@ -275,9 +280,11 @@ class SyncAgent:
     def _step(self, flush: bool) -> None:
         # Idle waiting happens on the socket (receipts, PUBACKs wake it at once), never on a timer; a tap
         # recorded in this process (``wake``) skips the wait so a negative goes out without delay.
-        woken = self._wake.is_set()
+        if self._bell is None:
+            self._bell = BellListener(self.store.path)
+        woken = self._wake.is_set() | self._bell.drain()
         self._wake.clear()
-        if not self.conn.step(timeout=0.0 if woken else 0.02):
+        if not self.conn.step(timeout=0.0 if woken else 0.02, wake_fd=self._bell.fileno()):
             self._lost_connection()
             self.status.last_error = self.conn.last_error
             return
