@@ -51,3 +51,12 @@ def test_simulate_records_a_mix(tmp_path, capsys):
     rows = DeviceStore(tmp_path / "device.db").all_ratings()
     assert len(rows) == 200
     assert {r["value"] for r in rows} == {1, 2, 3, 4}
+
+
+@pytest.mark.parametrize("name", command_names())
+def test_every_command_is_documented(name):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text() + "".join(p.read_text() for p in (root / "docs").glob("*.md"))
+    assert f"smileloop {name}" in text, f"'smileloop {name}' appears in neither README.md nor docs/"
