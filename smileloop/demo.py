@@ -36,7 +36,7 @@ FACES = {1: "😠", 2: "🙁", 3: "🙂", 4: "😄"}
 
 @click.command()
 @click.option("--duration", type=click.FloatRange(min=1), help="Stop after this many seconds (default: Ctrl-C).")
-@click.option("--rate", type=click.FloatRange(min=0.1, max=200), default=1.0, show_default=True,
+@click.option("--rate", type=click.FloatRange(min=0.05, max=200), default=0.5, show_default=True,
               help="Visitor taps per second.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the databases here (default: a temporary folder).")
