@@ -20,6 +20,7 @@ import os
 import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +36,12 @@ from device.model import Rating
 
 QUEUED, SENT, DELIVERED, REJECTED = 0, 1, 2, 3
 STATE_NAMES = {QUEUED: "queued", SENT: "sent", DELIVERED: "delivered", REJECTED: "rejected"}
+
+_NEXT_SEQ = ("SELECT MAX(COALESCE((SELECT MAX(seq) FROM ratings), 0), "
+             "CAST((SELECT value FROM meta WHERE key = 'seq') AS INTEGER)) + 1")
+_KEEP_SEQ_FLOOR = ("UPDATE meta SET value = MAX(CAST(value AS INTEGER), (SELECT COALESCE(MAX(seq), 0) FROM ratings)) "
+                   "WHERE key = 'seq'")
+_PLENTY = 256 * 1024 * 1024  # bytes of room above which the free-space check is reused for a second
 
 _COLUMNS = ("id, seq, ts, scale, value, location, sentiment, boot_id, mono, reason, comment, contact, "
             "flags, rev")
@@ -126,6 +133,7 @@ class DeviceStore:
         self.reserve_bytes = reserve_bytes
         self._max_pages: int | None = None
         self._page_size: int | None = None
+        self._room_cache: tuple[int, float] | None = None  # (bytes, monotonic time measured)
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,8 +230,9 @@ class DeviceStore:
                 "database or disk is full (reserve reached)")
         try:
             with self._write() as c:
-                seq = int(c.execute("UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value")
-                          .fetchone()[0])
+                # Read-only: the unique seq index gives the newest; meta holds the floor that pruning leaves, so
+                # a seq is never reused. (Writing a counter row per tap cost an extra page in every fsync.)
+                seq = int(c.execute(_NEXT_SEQ).fetchone()[0])
                 rating = make(seq)
                 c.execute(
                     f"INSERT INTO ratings ({_COLUMNS}, priority) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -333,6 +342,7 @@ class DeviceStore:
     def prune(self, before: datetime, limit: int = 10_000) -> int:
         """Delete delivered/rejected ratings older than ``before``; never a queued or sent one."""
         with self._write() as c:
+            c.execute(_KEEP_SEQ_FLOOR)
             return c.execute(
                 "DELETE FROM ratings WHERE rowid IN (SELECT rowid FROM ratings WHERE state >= 2 "
                 "AND delivered_at < ? LIMIT ?)", (utc_iso(before), limit)).rowcount
@@ -342,6 +352,7 @@ class DeviceStore:
         their age. Queued and sent ratings are never touched. Returns how many went."""
         try:
             with self._write() as c:
+                c.execute(_KEEP_SEQ_FLOOR)
                 return c.execute(
                     "DELETE FROM ratings WHERE rowid IN (SELECT rowid FROM ratings WHERE state >= 2 "
                     "ORDER BY delivered_at LIMIT ?)", (int(limit),)).rowcount
@@ -349,7 +360,19 @@ class DeviceStore:
             return 0  # a full disk can refuse even the delete's journal; the caller reports the shortage
 
     def _room(self) -> int:
-        """Bytes a new tap may still use (free disk and freed pages, within the page cap); no file scan."""
+        """Bytes a new tap may still use (free disk and freed pages, within the page cap); no file scan.
+
+        With plenty of room the answer is reused for up to a second (taps cannot fill hundreds of MB in one);
+        close to full it is measured on every tap.
+        """
+        cached = self._room_cache
+        if cached is not None and cached[0] > _PLENTY and time.monotonic() - cached[1] < 1.0:
+            return cached[0]
+        room = self._measure_room()
+        self._room_cache = (room, time.monotonic())
+        return room
+
+    def _measure_room(self) -> int:
         st = os.statvfs(self.path.parent)
         with self._lock:
             if self._page_size is None:  # fixed once the file exists; one PRAGMA less per tap

@@ -155,3 +155,15 @@ def test_a_store_that_went_away_raises_store_error_not_a_raw_sqlite_error(rec):
     rec.store.close()
     with pytest.raises(StoreError, match="could not record the tap"):
         rec.record(3)
+
+
+def test_seq_is_never_reused_after_every_row_was_pruned(rec, clock):
+    from datetime import timedelta
+
+    first = [rec.record(4).seq for _ in range(3)]
+    rec.store.mark_sent([(r.id, r.rev) for r in rec.store.next_batch(10)], clock.now())
+    rec.store.mark_delivered([(r["id"], 0) for r in rec.store.all_ratings()], clock.now())
+    assert rec.store.prune(clock.now() + timedelta(days=1)) == 3
+    assert rec.store.all_ratings() == []
+    clock.advance(10)
+    assert rec.record(4).seq == first[-1] + 1
