@@ -7,7 +7,6 @@ ignored, so devices can be newer than central.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +16,7 @@ from central.errors import InvalidMessage
 from device.clock import parse_utc
 from device.errors import InvalidRating
 from device.scales import SCALES, get_scale
+from smileloop.wire import decode_v1
 
 MAX_MESSAGE_BYTES = 1_000_000
 
@@ -134,16 +134,10 @@ def _sent(raw: Any) -> SentStamp | None:
 
 def parse_message(topic_site: str, topic_device: str, payload: bytes) -> IngestResult:
     """Validate one ratings message; raises :class:`InvalidMessage` only if nothing in it is usable."""
-    if len(payload) > MAX_MESSAGE_BYTES:
-        raise InvalidMessage(f"message is {len(payload)} bytes; at most {MAX_MESSAGE_BYTES}")
     try:
-        msg = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InvalidMessage(f"not JSON: {e}") from None
-    if not isinstance(msg, dict):
-        raise InvalidMessage("message must be a JSON object")
-    if msg.get("v") != 1:
-        raise InvalidMessage(f"unsupported message version {msg.get('v')!r}; this central reads v=1")
+        msg = decode_v1(payload, what="message", limit=MAX_MESSAGE_BYTES)
+    except ValueError as e:
+        raise InvalidMessage(str(e)) from None
     for key, expected in (("device", topic_device), ("site", topic_site)):
         if msg.get(key) != expected:
             raise InvalidMessage(f"'{key}' {msg.get(key)!r} does not match the topic's {expected!r}")

@@ -305,6 +305,3 @@ def _redact(url: str) -> str:
     host = rest.split("@")[-1].split("/")[0].split("?")[0]
     return f"{scheme}://{host}/…"
 
-
-def next_retry(row: dict[str, Any]) -> datetime | None:
-    return parse_time(row.get("next_at"))

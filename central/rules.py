@@ -85,9 +85,6 @@ class RuleBook:
             out.update(self.doc.get(scope, {}).get(rule, {}))
         return out
 
-    def enabled(self, rule: str, site: str | None = None, location: str | None = None) -> bool:
-        return bool(self.params(rule, site, location)["enabled"])
-
 
 def validate_rules(doc: dict[str, Any]) -> dict[str, Any]:
     """Check every scope, rule and key of a rules document; errors name them (``store-1.burst.taps``)."""

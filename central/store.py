@@ -22,8 +22,6 @@ from central.ingest import IncomingRating
 from central.schema import migrate
 from device.clock import parse_utc, utc_iso
 
-LIVE = ("open", "acknowledged")
-
 
 @dataclass(frozen=True)
 class StoredBatch:

@@ -308,11 +308,6 @@ class DeviceStore:
         out = [_rating(r) for r in rows if r[0] not in skip]
         return out[:limit]
 
-    def has_queued_negative(self) -> bool:
-        with self._lock:
-            return self._conn.execute(
-                "SELECT 1 FROM ratings WHERE state = 0 AND priority = 1 LIMIT 1").fetchone() is not None
-
     def mark_sent(self, revisions: Sequence[tuple[str, int]], at: datetime) -> int:
         """The broker acknowledged these (id, rev): wait for central's receipt now."""
         return self._update_many(

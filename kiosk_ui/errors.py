@@ -9,9 +9,5 @@ class PinError(KioskError, ValueError):
     """A staff PIN that cannot be used (too short, not digits) or a malformed stored hash."""
 
 
-class DisplayError(KioskError, RuntimeError):
-    """The kiosk cannot open its window (no display, no GL)."""
-
-
 class BacklightError(KioskError, ValueError):
     """A backlight path or setting that cannot be used."""

@@ -9,7 +9,6 @@ then touched (its content never), so a reader that watches only that file notice
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import tomli_w
 
 from device.config import CENTRAL_SECTIONS, DeviceConfig, central_overlay_path, load_config, merge_central, parse_config
 from device.errors import ConfigError
+from smileloop.wire import decode_v1
 from sync_agent.errors import ConfigRejected
 
 MAX_PUSH_BYTES = 64_000
@@ -39,16 +39,10 @@ class PushResult:
 
 def parse_push(payload: bytes) -> tuple[int, dict[str, Any]]:
     """``{"v": 1, "version": N, "config": {…}}`` → (N, config); raises :class:`ConfigRejected` naming the fault."""
-    if len(payload) > MAX_PUSH_BYTES:
-        raise ConfigRejected(f"config push is {len(payload)} bytes; at most {MAX_PUSH_BYTES}")
     try:
-        msg = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigRejected(f"config push is not JSON: {e}") from None
-    if not isinstance(msg, dict):
-        raise ConfigRejected("config push must be a JSON object")
-    if msg.get("v") != 1:
-        raise ConfigRejected(f"config push 'v' is {msg.get('v')!r}; this device reads v=1")
+        msg = decode_v1(payload, what="config push", limit=MAX_PUSH_BYTES)
+    except ValueError as e:
+        raise ConfigRejected(str(e)) from None
     version = msg.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ConfigRejected(f"config push 'version' must be a whole number ≥ 1, got {version!r}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import ssl
-import time
 
 import pytest
 
@@ -75,9 +74,11 @@ def test_device_may_publish_only_as_itself(setup: Setup) -> None:
                       topics.ack("store-1", "kiosk-a"), topics.alerts("store-1"),
                       topics.outcomes("store-1", "exit")):
             assert a.publish(topic, RATING).value == NOT_AUTHORISED, topic
-        wait_for(lambda: central.messages, 5, message="central to receive kiosk-a's own rating")
-        time.sleep(0.2)  # refused publishes would have arrived by now; none may
-        assert [t for t, _ in central.messages] == [topics.ratings("store-1", "kiosk-a")]
+        # A sentinel of its own after the refused ones: the broker forwards one client's messages in order,
+        # so anything refused-but-leaked would reach central before it.
+        assert a.publish(topics.ratings("store-1", "kiosk-a"), RATING).value in (0, 16)
+        wait_for(lambda: len(central.messages) >= 2, 5, message="central to receive kiosk-a's own two ratings")
+        assert [t for t, _ in central.messages] == [topics.ratings("store-1", "kiosk-a")] * 2
     finally:
         a.close()
         central.close()
@@ -103,12 +104,9 @@ def test_device_reads_only_its_own_config_receipts_and_location(setup: Setup) ->
         for other in (topics.config("store-1", "kiosk-d"), topics.ratings("store-1", "kiosk-d"),
                       topics.outcomes("store-1", "entrance"), topics.ALL_RATINGS, "#"):
             c.subscribe(other)  # Mosquitto 2.0 grants the SUBACK, then withholds every message it may not read
-        wait_for(lambda: len(c.messages) >= 2, 5, message="its own retained config and outcomes")
-        time.sleep(0.3)
-        got = {t for t, _ in c.messages}  # overlapping subscriptions ("#") deliver a message twice
-        assert got == {topics.config("store-1", "kiosk-c"), topics.outcomes("store-1", "exit")}, got
-        assert json.loads(dict(c.messages)[topics.config("store-1", "kiosk-c")])["config"] == {"for": "kiosk-c"}
-        # Live messages too: central sends receipts to both devices; kiosk-c sees only its own.
+        # Live messages too: central sends receipts to both devices; kiosk-c sees only its own. Its own receipt,
+        # published last, is the sentinel: retained messages of every subscription above, and the receipt for
+        # kiosk-d published before it, would all have reached kiosk-c first.
         central = connect_v5(setup.port, "central", setup.account_password("central"))
         try:
             central.publish(topics.ack("store-1", "kiosk-d"), {"v": 1, "stored": [["for-d", 0]]})
@@ -116,7 +114,10 @@ def test_device_reads_only_its_own_config_receipts_and_location(setup: Setup) ->
         finally:
             central.close()
         wait_for(lambda: any(t.endswith("/ack") for t, _ in c.messages), 5, message="kiosk-c's own receipt")
-        time.sleep(0.2)
+        got = {t for t, _ in c.messages}  # overlapping subscriptions ("#") deliver a message twice
+        assert got == {topics.config("store-1", "kiosk-c"), topics.outcomes("store-1", "exit"),
+                       topics.ack("store-1", "kiosk-c")}, got
+        assert json.loads(dict(c.messages)[topics.config("store-1", "kiosk-c")])["config"] == {"for": "kiosk-c"}
         acks = {json.loads(p)["stored"][0][0] for t, p in c.messages if t.endswith("/ack")}
         assert acks == {"for-c"}
     finally:
