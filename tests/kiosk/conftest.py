@@ -35,6 +35,8 @@ from kiosk_ui.flow import KioskFlow, Timings
 from kiosk_ui.shots import SAMPLE_TIME, sample_config
 from tests.conftest import wait_for
 
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
 # Short timers so tests run on the fake clock without waiting for real ones.
 FAST = Timings(thanks=4.0, config_check=0.0, outcomes_refresh=0.0, outcome_rotate=8.0, disk_check=10.0,
                recover_every=30.0)
@@ -72,6 +74,9 @@ def make_device(tmp_path: Path) -> Iterator[Callable[..., Device]]:
         folder.mkdir()
         config_path = folder / "device.toml"
         data = sample_config(folder, scale, **survey)
+        if clock is not None and not isinstance(clock, FakeClock):
+            # The real clock: open all day, so the test passes at any hour (the sample hours close at night).
+            data["hours"] = {"timezone": "UTC", **{d: "00:00-24:00" for d in DAYS}}
         if broker_url:
             data["broker"] = {"url": broker_url}
             data["sync"] = {"ack_timeout": 3, "batch_delay": 0.1, "reconnect_min": 0.1, "reconnect_max": 1.0}
