@@ -2,6 +2,9 @@
 
 It holds password *hashes* only (the broker's format), never a plain password or a claim code: a copied
 inventory file does not let anyone connect as a device. The CA key lives beside the broker files instead.
+
+Opening, writing and migrating go through :mod:`smileloop.sqlite`: every write is one ``BEGIN IMMEDIATE``
+transaction, rolled back whole on any error.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,6 +26,7 @@ import sqlite_utils
 from device.clock import Clock, SystemClock, parse_utc, utc_iso
 from device.scales import SCALES
 from provisioning.errors import AlreadyExists, ClaimRefused, InvalidInput, NotFound
+from smileloop.sqlite import Migration, connect, migrate, transaction
 
 IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # docs/PROTOCOL.md "Topics"
 RESERVED_USERNAMES = {"central", "claim", "provisioner"}
@@ -88,7 +92,7 @@ class Device:
         return d
 
 
-def _m001_inventory(db: sqlite_utils.Database) -> None:
+def _m001_inventory(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE sites (id TEXT PRIMARY KEY, name TEXT, timezone TEXT NOT NULL, created_at TEXT)")
     db.execute("CREATE TABLE locations (site TEXT NOT NULL REFERENCES sites(id), id TEXT NOT NULL, name TEXT, "
                "created_at TEXT, PRIMARY KEY (site, id))")
@@ -107,7 +111,7 @@ def _m001_inventory(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
-MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [("001_inventory", _m001_inventory)]
+MIGRATIONS: list[Migration] = [("001_inventory", _m001_inventory)]
 
 
 class Inventory:
@@ -121,39 +125,22 @@ class Inventory:
         if not self.path.exists():  # password hashes and claim code ids: for staff eyes only
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         try:
-            self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.row_factory = sqlite3.Row
+            self._conn = connect(self.path, synchronous="FULL", busy_timeout_ms=10_000, foreign_keys=True)
         except sqlite3.DatabaseError as e:
             raise InvalidInput(f"{self.path} is not a smileloop inventory: {e}") from None
+        try:
+            migrate(self._conn, MIGRATIONS, lock=self._lock)
+        except sqlite3.DatabaseError as e:
+            self._conn.close()
+            raise InvalidInput(f"{self.path} is not a smileloop inventory: {e}") from None
         self.db = sqlite_utils.Database(self._conn)
-        self._migrate()
 
     # --- plumbing -----------------------------------------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def _migrate(self) -> None:
-        try:
-            self._conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
-        except sqlite3.DatabaseError as e:
-            raise InvalidInput(f"{self.path} is not a smileloop inventory: {e}") from None
-        done = {r[0] for r in self._conn.execute("SELECT name FROM _migrations")}
-        for name, step in MIGRATIONS:
-            if name not in done:
-                with self._write():
-                    if not self._conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
-                        step(self.db)
-                        self._conn.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (name,))
+        """One staff action: ``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any error (a refused claim too)."""
+        with transaction(self._conn, lock=self._lock) as c:
+            yield c
 
     def _now(self) -> str:
         return utc_iso(self.clock.now())
