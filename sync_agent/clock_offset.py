@@ -8,9 +8,16 @@ the recent ones is the best estimate; a slow broker only widens the error bar.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
+
+from device.clock import parse_utc
+
+log = logging.getLogger("smileloop.sync")
+
+CLOCK_STEP = 2.0  # seconds of wall-vs-monotonic disagreement that count as the wall clock being stepped
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,30 @@ class ClockOffset:
 
     def __init__(self, window: int = 32) -> None:
         self._samples: deque[OffsetSample] = deque(maxlen=window)
+        self._wall_mark: tuple[datetime, float] | None = None  # (wall, monotonic) at the last receipt
+
+    def measure(self, central_ts: object, local_now: datetime, sent_mono: float, mono: float) -> OffsetSample | None:
+        """A receipt stamped ``central_ts`` arrived at ``local_now`` / ``mono`` for a batch sent at ``sent_mono``.
+
+        A stamp that is missing or unreadable adds nothing. A wall clock stepped since the last receipt (NTP,
+        a staff fix) first voids the older samples, which describe the clock as it was.
+        """
+        if not isinstance(central_ts, str):
+            return None
+        try:
+            central = parse_utc(central_ts)
+        except ValueError:
+            return None
+        self._check_step(local_now, mono)
+        return self.add(central, local_now, mono - sent_mono, mono)
+
+    def _check_step(self, now: datetime, mono: float) -> None:
+        if self._wall_mark is not None:
+            wall0, mono0 = self._wall_mark
+            if abs((now - wall0).total_seconds() - (mono - mono0)) > CLOCK_STEP:
+                log.info("the device's wall clock was stepped; measuring its offset afresh")
+                self.reset()
+        self._wall_mark = (now, mono)
 
     def add(self, central_ts: datetime, local_now: datetime, rtt: float, at_mono: float) -> OffsetSample:
         """``local_now`` is the device wall clock when the receipt arrived; ``rtt`` is publish → receipt."""

@@ -9,6 +9,7 @@ then touched (its content never), so a reader that watches only that file notice
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass
@@ -56,6 +57,15 @@ def parse_push(payload: bytes) -> tuple[int, dict[str, Any]]:
         if not isinstance(table, dict):
             raise ConfigRejected(f"config push version {version}: [{name}] must be an object")
     return version, config
+
+
+def version_of(payload: bytes) -> int | None:
+    """The version a push claims, if it can be read at all (to name it in the rejection)."""
+    try:
+        version = json.loads(payload).get("version")
+    except (ValueError, AttributeError):
+        return None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
 
 
 def apply_push(current: DeviceConfig, payload: bytes) -> tuple[DeviceConfig, PushResult]:

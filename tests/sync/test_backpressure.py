@@ -72,7 +72,7 @@ def test_inflight_stays_within_the_brokers_receive_maximum(tmp_path: Path):
         with running(agent):
             deadline = time.monotonic() + 60
             while agent.store.backlog().undelivered and time.monotonic() < deadline:
-                most = max(most, len(agent._inflight))
+                most = max(most, len(agent.pump.inflight))
                 time.sleep(0.001)
         assert agent.status.receive_max == 3
         assert 1 <= most <= 2, "one slot of the broker's 3 stays free for the status heartbeat"
