@@ -1,0 +1,116 @@
+"""``provision broker-config``, ``provision account`` and ``provision serve-claims``: the broker's side."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+from provisioning.broker import apply_to_broker, default_run_as, rotate_account, write_broker_config
+from provisioning.claims import ClaimResponder
+from provisioning.cli.common import _staff_settings, emit, json_option, pass_inventory, provision
+from provisioning.inventory import Inventory
+
+
+@provision.command("broker-config")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for mosquitto.conf, passwd, acl, CA and certificates.")
+@click.option("--port", required=True, type=int, help="Plain MQTT listener (keep it on loopback in production).")
+@click.option("--tls-port", type=int, help="TLS listener for devices (CA, server and client certificates).")
+@click.option("--bind", default="127.0.0.1", show_default=True,
+              help="Address devices connect to (the TLS listener; the plain one too if there is no TLS).")
+@click.option("--plain-bind", help="Address of the plain listener (default: 127.0.0.1 when there is a TLS port).")
+@click.option("--host", "hosts", multiple=True, help="Name devices use for the broker (repeatable; goes in the "
+              "server certificate). Default: localhost and 127.0.0.1.")
+@click.option("--public-url", help="Broker URL written into device bundles (default from --host and the ports).")
+@click.option("--run-as", help="User the broker runs as (as root, default 'mosquitto'); it must read the files.")
+@click.option("--client-certs/--no-client-certs", default=True, show_default=True,
+              help="Require a client certificate on the TLS listener as well as the password.")
+@json_option
+@pass_inventory
+def broker_config(inventory: Inventory, out: Path, port: int, tls_port: int | None, bind: str, plain_bind: str | None,
+                  hosts: tuple[str, ...], public_url: str | None, run_as: str | None, client_certs: bool,
+                  as_json: bool) -> None:
+    """Write DIR/mosquitto.conf and the files it names; `mosquitto -c DIR/mosquitto.conf` runs it as is.
+
+    Re-running keeps the CA and account passwords, so devices already installed stay valid.
+
+    \b
+    Example:
+        smileloop provision broker-config --out /etc/smileloop/broker --port 1883 --tls-port 8883 \\
+            --bind 0.0.0.0 --host broker.example.com
+    """
+    setup = write_broker_config(inventory, out, port, bind=bind, plain_bind=plain_bind, tls_port=tls_port,
+                                hosts=hosts or ("localhost", "127.0.0.1"), public_url=public_url,
+                                run_as=run_as if run_as is not None else default_run_as(),
+                                require_client_cert=client_certs)
+    plain = plain_bind or ("127.0.0.1" if tls_port else bind)
+    inventory.set_settings(local_url=f"mqtt://{'127.0.0.1' if plain in ('0.0.0.0', '::') else plain}:{port}")
+    pid = apply_to_broker(inventory)
+    d = setup.directory
+    data = {"dir": str(d.root), "conf": str(d.conf), "device_url": setup.device_url,
+            "central_password_file": str(d.account_password("central")), "enrol_profile": str(d.enrol),
+            "reloaded_pid": pid}
+    emit(as_json, data, f"wrote {d.conf}\n  run:        mosquitto -c {d.conf}\n"
+                        f"  devices use {setup.device_url}\n"
+                        f"  central:    --username central --password-file {d.account_password('central')}"
+                        f"{' --ca-file ' + str(d.ca_cert) if tls_port else ''}\n"
+                        f"  kiosk image: copy {d.enrol.parent}/ for 'smileloop enroll'")
+
+
+
+@provision.group()
+def account() -> None:
+    """The broker accounts that are not devices: central, provisioner, claim.
+
+    \b
+    Example:
+        smileloop provision account rotate central
+    """
+
+
+@account.command("rotate")
+@click.argument("username", type=click.Choice(["central", "provisioner", "claim"]))
+@json_option
+@pass_inventory
+def account_rotate(inventory: Inventory, username: str, as_json: bool) -> None:
+    """New password for a broker account; restart whatever uses it (central reads its password file at start).
+
+    \b
+    Example:
+        smileloop provision account rotate central
+    """
+    path = rotate_account(inventory, username)
+    emit(as_json, {"account": username, "password_file": str(path)},
+         f"account {username}: new password in {path} (0600); the old one stops working now")
+
+
+
+@provision.command("serve-claims")
+@click.option("--broker", "broker_url", help="Broker URL (default: this setup's local listener).")
+@click.option("--duration", type=click.FloatRange(min=0.1), help="Stop after this many seconds.")
+@pass_inventory
+def serve_claims(inventory: Inventory, broker_url: str | None, duration: float | None) -> None:
+    """Answer claim codes: each new kiosk gets its own fresh credentials, once.
+
+    Run it on the broker's host (it re-writes the password file and reloads the broker).
+
+    \b
+    Example:
+        smileloop provision serve-claims
+    """
+    responder = ClaimResponder(inventory, _staff_settings(inventory, broker_url))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    click.echo(f"answering claim codes on {responder.settings.redacted()}; Ctrl-C stops", err=True)
+    if duration is not None:
+        timer = threading.Timer(duration, stop.set)
+        timer.daemon = True
+        timer.start()
+    with contextlib.suppress(KeyboardInterrupt):
+        responder.run(stop)
+    click.echo(f"answered {responder.answered}, refused {responder.refused}", err=True)
+

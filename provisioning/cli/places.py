@@ -1,0 +1,93 @@
+"""``provision site`` and ``provision location``: where devices stand."""
+
+from __future__ import annotations
+
+import click
+
+from provisioning.cli.common import emit, json_option, pass_inventory, provision
+from provisioning.inventory import Inventory
+
+
+@provision.group()
+def site() -> None:
+    """Sites: a store, clinic or office, with its time zone.
+
+    \b
+    Example:
+        smileloop provision site add store-042 --name "Store 42" --timezone Europe/Stockholm
+    """
+
+
+@site.command("add")
+@click.argument("site_id")
+@click.option("--name", help="A human name.")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA time zone of the opening hours.")
+@json_option
+@pass_inventory
+def site_add(inventory: Inventory, site_id: str, name: str | None, timezone: str, as_json: bool) -> None:
+    """Register a site.
+
+    \b
+    Example:
+        smileloop provision site add store-042 --timezone Europe/Stockholm
+    """
+    inventory.add_site(site_id, name=name, timezone=timezone)
+    emit(as_json, {"site": site_id, "timezone": timezone}, f"site {site_id} added ({timezone})")
+
+
+@site.command("list")
+@json_option
+@pass_inventory
+def site_list(inventory: Inventory, as_json: bool) -> None:
+    """List sites with their number of locations and devices.
+
+    \b
+    Example:
+        smileloop provision site list --json
+    """
+    rows = inventory.sites()
+    emit(as_json, rows, "\n".join(f"{r['id']:<24} {r['timezone']:<20} {r['locations']} locations, "
+                                  f"{r['devices']} devices" for r in rows) or "no sites")
+
+
+@provision.group()
+def location() -> None:
+    """Locations: a touchpoint within a site (an exit, a counter).
+
+    \b
+    Example:
+        smileloop provision location add store-042 exit-north
+    """
+
+
+@location.command("add")
+@click.argument("site_id")
+@click.argument("location_id")
+@click.option("--name", help="A human name.")
+@json_option
+@pass_inventory
+def location_add(inventory: Inventory, site_id: str, location_id: str, name: str | None, as_json: bool) -> None:
+    """Register a location at a site.
+
+    \b
+    Example:
+        smileloop provision location add store-042 exit-north --name "North exit"
+    """
+    inventory.add_location(site_id, location_id, name=name)
+    emit(as_json, {"site": site_id, "location": location_id}, f"location {site_id}/{location_id} added")
+
+
+@location.command("list")
+@click.option("--site", "site_id", help="Only this site.")
+@json_option
+@pass_inventory
+def location_list(inventory: Inventory, site_id: str | None, as_json: bool) -> None:
+    """List locations.
+
+    \b
+    Example:
+        smileloop provision location list --site store-042
+    """
+    rows = inventory.locations(site_id)
+    emit(as_json, rows, "\n".join(f"{r['site']}/{r['id']}" for r in rows) or "no locations")
+
