@@ -22,7 +22,7 @@ from central import lifecycle
 from central.errors import OrgError, RuleError
 from central.notify import Dispatcher, check_url, deliveries_of
 from central.org import Org
-from central.rules import COMMON, RULES, RuleBook, coerce, validate_rules
+from central.rulebook import COMMON, RULES, RuleBook, coerce, validate_rules
 from central.service import CentralService
 from central.store import CentralStore
 from device.clock import SystemClock

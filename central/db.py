@@ -18,6 +18,7 @@ from typing import Any
 
 from central.errors import StoreError
 
+BUSY_TIMEOUT_MS = 10_000  # a write lock held longer than this is an outage: ingest backs off and holds its messages
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -89,6 +90,10 @@ class Database:
         row = self.one(sql, params)
         return next(iter(row.values())) if row else None
 
+    def writable(self) -> bool:
+        """True if a write transaction can start now (a cheap probe; nothing is written)."""
+        raise NotImplementedError
+
     def close(self) -> None: ...
 
 
@@ -107,7 +112,7 @@ class SqliteDatabase(Database):
             raise StoreError(f"cannot open the SQLite database {self.path}: {e}") from None
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA busy_timeout=30000")
+        self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     def _begin(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks between workers
@@ -115,6 +120,20 @@ class SqliteDatabase(Database):
     def _end(self, commit: bool) -> None:
         if self.conn.in_transaction:
             self.conn.execute("COMMIT" if commit else "ROLLBACK")
+
+    def writable(self) -> bool:
+        with self._lock:
+            if self._depth:
+                return True
+            self.conn.execute("PRAGMA busy_timeout=200")
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.execute("ROLLBACK")
+                return True
+            except sqlite3.Error:
+                return False
+            finally:
+                self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     def _run(self, sql: str, params: Sequence[Any]) -> tuple[list[dict[str, Any]], int]:
         cur = self.conn.execute(sql, tuple(params))
@@ -185,6 +204,17 @@ class PostgresDatabase(Database):
         self._ensure()
         with self.conn.cursor() as cur:
             cur.executemany(_pg_sql(sql), [tuple(r) for r in rows])
+
+    def writable(self) -> bool:
+        with self._lock:
+            if self._depth:
+                return True
+            try:
+                self._ensure()
+                self.conn.execute("SELECT 1")
+                return True
+            except Exception:
+                return False
 
     def drop_schema(self) -> None:
         """Remove this store's schema and everything in it (tests)."""

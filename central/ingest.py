@@ -1,8 +1,13 @@
-"""Validation of ratings messages (docs/PROTOCOL.md, "Ratings message").
+"""Validation of ratings messages (docs/PROTOCOL.md, "Ratings message" and "Message limits").
 
 A malformed message is rejected whole with a reason; within a good message, each bad rating is
 rejected on its own and the valid ones of the same message are still stored. Unknown fields are
 ignored, so devices can be newer than central.
+
+The limits (size, nesting, ratings per message, string lengths) are checked before work is spent: the
+size before decoding, the count of JSON containers before decoding, the number of ratings before
+validating any. :func:`check_message` never raises: whatever a payload does to the decoder or the
+validators is the payload's fault and becomes a rejection reason.
 """
 
 from __future__ import annotations
@@ -16,9 +21,15 @@ from central.errors import InvalidMessage
 from device.clock import parse_utc
 from device.errors import InvalidRating
 from device.scales import SCALES, get_scale
+from smileloop import topics
+from smileloop.ids import id_problem
 from smileloop.wire import decode_v1
 
 MAX_MESSAGE_BYTES = 1_000_000
+MAX_RATINGS = 10_000  # the device config's largest sync.batch_size
+MAX_CONTAINERS = 3 * MAX_RATINGS + 16  # a rating is one object, with at most a flags list and a consent object
+MAX_DEPTH = 6  # message → ratings → rating → flags: 4; room for one more level of optional structure
+MAX_INT = 2**53  # seq, rev: integers that every store and JSON reader keeps exact
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,42 @@ def _str(obj: dict[str, Any], key: str, *, required: bool = True, limit: int = 2
         raise InvalidMessage(f"'{key}' must be a non-empty string")
     if len(value) > limit:
         raise InvalidMessage(f"'{key}' is longer than {limit} characters")
+    bad = _bad_text(value)
+    if bad:
+        raise InvalidMessage(f"'{key}' {bad}")
+    return value
+
+
+def _bad_text(value: str) -> str | None:
+    """Free text may hold line breaks and tabs; not other control characters nor lone surrogates (no store can
+    keep those: PostgreSQL refuses NUL, SQLite and every encoder refuse unpaired surrogates)."""
+    if value.isprintable():
+        return None
+    for ch in value:
+        if ch in "\n\t" or ch.isprintable() or ch == " ":
+            continue
+        code = ord(ch)
+        if code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
+            return f"contains the control character U+{code:04X}"
+        if 0xD800 <= code <= 0xDFFF:
+            return f"contains an unpaired surrogate U+{code:04X}"
+    return None
+
+
+def _ident(obj: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = obj.get(key)
+    if value is None and not required:
+        return None
+    problem = id_problem(value, f"'{key}'")
+    if problem:
+        raise InvalidMessage(problem)
+    return str(value)
+
+
+def _whole(raw: dict[str, Any], key: str, low: int, default: int | None = None) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_INT:
+        raise InvalidMessage(f"'{key}' must be a whole number from {low} to 2^53")
     return value
 
 
@@ -80,9 +127,7 @@ def _rating(raw: Any) -> IncomingRating:
         uuid.UUID(rid)
     except ValueError:
         raise InvalidMessage(f"'id' {rid!r} is not a UUID") from None
-    seq = raw.get("seq")
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
-        raise InvalidMessage("'seq' must be a whole number ≥ 1")
+    seq = _whole(raw, "seq", 1)
     ts_text = _str(raw, "ts")
     try:
         ts = parse_utc(ts_text or "")
@@ -102,15 +147,16 @@ def _rating(raw: Any) -> IncomingRating:
     flags = raw.get("flags") or []
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
         raise InvalidMessage("'flags' must be a list of strings")
+    if len(flags) > 8 or not all(0 < len(f) <= 32 and f.isidentifier() for f in flags):
+        raise InvalidMessage("'flags' must be at most 8 short words")
     mono = raw.get("mono")
-    if mono is not None and (isinstance(mono, bool) or not isinstance(mono, int | float)):
-        raise InvalidMessage("'mono' must be a number")
-    rev = raw.get("rev", 0)
-    if isinstance(rev, bool) or not isinstance(rev, int) or rev < 0:
-        raise InvalidMessage("'rev' must be a whole number ≥ 0")
+    if mono is not None and (isinstance(mono, bool) or not isinstance(mono, int | float) or
+                             not 0 <= mono < 1e12):
+        raise InvalidMessage("'mono' must be a number of seconds ≥ 0")
+    rev = _whole(raw, "rev", 0, 0)
     return IncomingRating(
         id=rid, seq=seq, ts=ts, scale=scale.name, value=value, sentiment=scale.sentiment(value),
-        location=_str(raw, "location") or "", reason=_str(raw, "reason", required=False, limit=100),
+        location=_ident(raw, "location") or "", reason=_ident(raw, "reason", required=False),
         comment=_str(raw, "comment", required=False, limit=1000),
         contact=_str(raw, "contact", required=False, limit=300), flags=tuple(flags),
         boot_id=_str(raw, "boot", required=False), mono=float(mono) if mono is not None else None, rev=rev)
@@ -128,27 +174,97 @@ def _sent(raw: Any) -> SentStamp | None:
             ts = None
     mono = raw.get("mono")
     boot = raw.get("boot")
-    return SentStamp(ts=ts, boot=boot if isinstance(boot, str) else None,
-                     mono=float(mono) if isinstance(mono, int | float) and not isinstance(mono, bool) else None)
+    return SentStamp(ts=ts, boot=boot if isinstance(boot, str) and len(boot) <= 200 and not _bad_text(boot) else None,
+                     mono=float(mono) if isinstance(mono, int | float) and not isinstance(mono, bool)
+                     and 0 <= mono < 1e12 else None)
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of decoded JSON (containers only), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                stack.extend((v, level + 1) for v in item if isinstance(v, dict | list))
+    return deepest
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def parse_message(topic_site: str, topic_device: str, payload: bytes) -> IngestResult:
     """Validate one ratings message; raises :class:`InvalidMessage` only if nothing in it is usable."""
+    if len(payload) <= MAX_MESSAGE_BYTES and payload.count(b"[") + payload.count(b"{") > MAX_CONTAINERS:
+        raise InvalidMessage(f"message has more than {MAX_CONTAINERS} JSON arrays and objects")
     try:
-        msg = decode_v1(payload, what="message", limit=MAX_MESSAGE_BYTES)
-    except ValueError as e:
-        raise InvalidMessage(str(e)) from None
+        msg = decode_v1(payload, what="message", limit=MAX_MESSAGE_BYTES, parse_constant=_no_constants)
+    except (ValueError, RecursionError) as e:
+        raise InvalidMessage(str(e) if isinstance(e, ValueError) else "message is nested too deeply") from None
+    if _depth(msg) > MAX_DEPTH:
+        raise InvalidMessage(f"message is nested more than {MAX_DEPTH} levels deep")
     for key, expected in (("device", topic_device), ("site", topic_site)):
         if msg.get(key) != expected:
-            raise InvalidMessage(f"'{key}' {msg.get(key)!r} does not match the topic's {expected!r}")
+            shown = repr(msg.get(key))[:80]
+            raise InvalidMessage(f"'{key}' {shown} does not match the topic's {expected!r}")
     ratings = msg.get("ratings")
     if not isinstance(ratings, list) or not ratings:
         raise InvalidMessage("'ratings' must be a non-empty list")
+    if len(ratings) > MAX_RATINGS:
+        raise InvalidMessage(f"message holds {len(ratings)} ratings; at most {MAX_RATINGS}")
     result = IngestResult(site=topic_site, device=topic_device, sent=_sent(msg.get("sent")))
     for raw in ratings:
         try:
             result.ratings.append(_rating(raw))
         except InvalidMessage as e:
             rid = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
-            result.rejected.append((rid, str(e)))
+            result.rejected.append((_uuid_or_none(rid), str(e)))
     return result
+
+
+def _uuid_or_none(rid: str | None) -> str | None:
+    """A rejected rating's id, echoed in the receipt only when it is a UUID (never a hostile string)."""
+    if rid is None or len(rid) != 36:
+        return None
+    try:
+        return rid if str(uuid.UUID(rid)) == rid.lower() else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class Checked:
+    """One message after :func:`check_message`: what to store, or why the whole of it was rejected."""
+
+    topic: str
+    payload: bytes
+    site: str | None = None
+    device: str | None = None
+    result: IngestResult | None = None
+    reason: str | None = None  # set when the message is rejected whole
+
+
+def check_message(topic: str, payload: bytes) -> Checked:
+    """Parse one message from the broker. Never raises: any failure is the payload's and becomes ``reason``."""
+    out = Checked(topic, payload)
+    parsed = topics.parse_device_topic(topic)
+    if parsed is None or parsed[2] != "ratings":
+        out.reason = "not a ratings topic"
+        return out
+    site, device, _ = parsed
+    problem = id_problem(site, "the topic's site") or id_problem(device, "the topic's device")
+    if problem:
+        out.reason = problem
+        return out
+    out.site, out.device = site, device
+    try:
+        out.result = parse_message(site, device, payload)
+    except InvalidMessage as e:
+        out.reason = str(e)
+    except Exception as e:  # whatever a hostile payload does to a decoder or validator is its own fault
+        out.reason = f"message could not be read ({type(e).__name__}: {str(e)[:200]})"
+    return out

@@ -12,7 +12,7 @@ from typing import Any
 
 from central.errors import InvalidTransition
 from central.notify import Dispatcher
-from central.rules import FEEDBACK_KINDS
+from central.rulebook import FEEDBACK_KINDS
 from central.store import CentralStore
 from device.clock import utc_iso
 

@@ -80,6 +80,12 @@ def _facts(kind: str, d: dict[str, Any], tz: str | None) -> list[str]:
                 f"Ratings waiting on the device: {d.get('backlog') if d.get('backlog') is not None else 'unknown'}"]
     if kind == "backlog":
         return [f"{d['backlog']} ratings not delivered; oldest {d['oldest_age'] // 60} min old"]
+    if kind == "backlog_arrived":
+        top = ", ".join(f"{r} ({n})" for r, n in d.get("top_reasons") or [])
+        return [f"{d['ratings']} ratings made from {_local(d['oldest'], tz)} to {_local(d['newest'], tz)} "
+                "arrived late (the device was offline)", f"{d['negatives']} of them unhappy"
+                + (f"; most often: {top}" if top else ""),
+                "One summary instead of a page per rating; each rating is in the store"]
     if kind == "disk_low":
         return [f"{d['disk_free_mb']:.0f} MB free (alert below {d['min_free_mb']:g} MB)"]
     if kind == "burst":

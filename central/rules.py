@@ -8,130 +8,20 @@ with time). What a rule returns is a *candidate*; :func:`raise_candidates` opens
 
 from __future__ import annotations
 
-import itertools
-import statistics
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from central.errors import RuleError
+from central.health import recovered, silence, status_rules, usual_gap
 from central.ingest import IncomingRating
 from central.org import Org
-from central.store import CentralStore, Opened, parse_time
+from central.rulebook import FEEDBACK_KINDS, HEALTH_KINDS, RULES, RuleBook, candidate
+from central.rulebook import minutes as _minutes
+from central.store import CentralStore, Late, Opened, parse_time
 from device.clock import utc_iso
-from device.hours import is_open, open_seconds_between
 from device.scales import get_scale
-
-# Parameters every rule takes. Times are seconds; SLA clocks count opening hours only.
-COMMON: dict[str, Any] = {"enabled": True, "cooldown": 0, "ack_sla": 0, "resolve_sla": 0, "reopen_within": 86400}
-
-
-@dataclass(frozen=True)
-class RuleSpec:
-    name: str
-    severity: str  # alert | health | kudos
-    summary: str
-    defaults: dict[str, Any] = field(default_factory=dict)
-
-
-RULES: dict[str, RuleSpec] = {s.name: s for s in (
-    RuleSpec("negative_rating", "alert", "each negative rating (a repeat press excepted)",
-             {"cooldown": 300, "ack_sla": 900, "resolve_sla": 14400}),
-    RuleSpec("negative_share", "alert", "share of negatives ≥ threshold in a window with enough responses",
-             {"window": 900, "threshold": 0.5, "min_responses": 4, "ack_sla": 900, "resolve_sla": 14400}),
-    RuleSpec("negative_count", "alert", "at least `count` negatives in a window",
-             {"window": 3600, "count": 10, "ack_sla": 1800}),
-    RuleSpec("low_index", "alert", "satisfaction index (0–100) below `below` over a window",
-             {"window": 3600, "below": 50.0, "min_responses": 10, "ack_sla": 1800}),
-    RuleSpec("recurring_reason", "alert", "the same reason ≥ `count` times in a site's day: a systemic problem",
-             {"count": 5, "top": 3, "ack_sla": 86400, "reopen_within": 0}),
-    RuleSpec("silence", "health", "no taps in opening hours for far longer than usual at that kiosk",
-             {"factor": 4.0, "min_silence": 3600, "history_days": 14, "min_history": 20, "ack_sla": 3600,
-              "auto_resolve": True}),
-    RuleSpec("device_offline", "health", "device offline (or silent on its status topic) in opening hours",
-             {"after": 600, "stale": 900, "ack_sla": 3600, "auto_resolve": True}),
-    RuleSpec("backlog", "health", "ratings piling up on a device that cannot deliver",
-             {"max_backlog": 500, "max_age": 1800, "auto_resolve": True}),
-    RuleSpec("disk_low", "health", "device storage nearly full", {"min_free_mb": 200.0, "auto_resolve": True}),
-    RuleSpec("burst", "alert", "suspicious burst: many taps within seconds at one device", {"taps": 10, "within": 10}),
-    RuleSpec("same_value", "alert", "suspicious run: the same value over and over at one device",
-             {"run": 15, "within": 300}),
-    RuleSpec("happy_streak", "kudos", "celebrate: `run` positive ratings in a row at a location", {"run": 20}),
-    RuleSpec("promoter_burst", "kudos", "celebrate: at least `count` positives in a window",
-             {"count": 10, "window": 1800}),
-)}
-HEALTH_KINDS = ("silence", "device_offline", "backlog", "disk_low")
-FEEDBACK_KINDS = ("negative_rating", "negative_share", "negative_count", "low_index", "recurring_reason")
-
-
-class RuleBook:
-    """Rule parameters: built-in defaults ← ``default`` ← ``<site>`` ← ``<site>/<location>`` from the rules
-    document (``smileloop rules load rules.toml`` / ``rules set``)."""
-
-    def __init__(self, doc: dict[str, Any] | None = None) -> None:
-        self.doc = validate_rules(doc or {})
-
-    def params(self, rule: str, site: str | None = None, location: str | None = None) -> dict[str, Any]:
-        spec = RULES[rule]
-        out = {**COMMON, **spec.defaults}
-        scopes = ["default"]
-        if site:
-            scopes.append(site)
-            if location:
-                scopes.append(f"{site}/{location}")
-        for scope in scopes:
-            out.update(self.doc.get(scope, {}).get(rule, {}))
-        return out
-
-
-def validate_rules(doc: dict[str, Any]) -> dict[str, Any]:
-    """Check every scope, rule and key of a rules document; errors name them (``store-1.burst.taps``)."""
-    if not isinstance(doc, dict):
-        raise RuleError("the rules document must be a table of scope → rule → settings")
-    for scope, rules in doc.items():
-        if not isinstance(rules, dict):
-            raise RuleError(f"{scope}: must be a table of rule → settings")
-        for rule, settings in rules.items():
-            if rule not in RULES:
-                raise RuleError(f"{scope}.{rule}: unknown rule (known: {', '.join(RULES)})")
-            if not isinstance(settings, dict):
-                raise RuleError(f"{scope}.{rule}: must be a table of settings")
-            allowed = {**COMMON, **RULES[rule].defaults}
-            for key, value in settings.items():
-                if key not in allowed:
-                    raise RuleError(f"{scope}.{rule}.{key}: unknown setting (known: {', '.join(sorted(allowed))})")
-                settings[key] = coerce(f"{scope}.{rule}.{key}", allowed[key], value)
-    return doc
-
-
-def coerce(where: str, default: Any, value: Any) -> Any:
-    """``value`` as the type of ``default``; strings are accepted (the CLI's ``key=value``)."""
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
-            return value.lower() in ("true", "yes", "on")
-        raise RuleError(f"{where}: must be true or false, got {value!r}")
-    try:
-        number = float(value) if not isinstance(value, bool) else None
-    except (TypeError, ValueError):
-        number = None
-    if number is None or number < 0:
-        raise RuleError(f"{where}: must be a number ≥ 0, got {value!r}")
-    if isinstance(default, int):
-        if number != int(number):
-            raise RuleError(f"{where}: must be a whole number, got {value!r}")
-        return int(number)
-    return number
-
-
-# --- candidates --------------------------------------------------------------------------------
-def candidate(kind: str, site: str, location: str | None, title: str, detail: dict[str, Any], *,
-              group_key: str, device_id: str | None = None, rating_id: str | None = None) -> dict[str, Any]:
-    return {"kind": kind, "site": site, "location": location, "device_id": device_id, "rating_id": rating_id,
-            "group_key": group_key, "title": title, "detail": detail, "severity": RULES[kind].severity}
 
 
 def negative_rating(r: IncomingRating, site: str, device: str) -> dict[str, Any] | None:
@@ -155,6 +45,26 @@ def rating_rule(book: RuleBook) -> Any:
             c["cooldown"] = params["cooldown"]
         return c
     return rule
+
+
+def late_rule(book: RuleBook) -> Late:
+    """Ratings older than ``backlog_arrived.after`` when they reach central: counted per location into one
+    "backlog arrived" summary (a live one takes the new counts) instead of one page per rating."""
+    after = float(book.params("backlog_arrived")["after"]) if book.params("backlog_arrived")["enabled"] else 1e18
+
+    def summary(site: str, location: str, counts: dict[str, Any]) -> dict[str, Any] | None:
+        p = book.params("backlog_arrived", site, location)
+        if not p["enabled"] or counts["negatives"] < p["min_negatives"]:
+            return None
+        worst = sorted(counts["reasons"].items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        because = f" — most often {', '.join(f'{r} ({n})' for r, n in worst)}" if worst else ""
+        return candidate("backlog_arrived", site, location,
+                         f"{counts['ratings']} late ratings arrived from {site} / {location}, "
+                         f"{counts['negatives']} unhappy{because}",
+                         {**counts, "top_reasons": [[r, n] for r, n in worst]},
+                         group_key=f"{site}/{location}/backlog")
+
+    return Late(after=after, candidate=summary)
 
 
 # Repeat presses and staff test taps are kept but are not visitors: patterns leave them out.
@@ -311,124 +221,6 @@ def recurring_reason(store: CentralStore, org: Org, book: RuleBook, site: str, n
             for reason, n in counts.most_common() if n >= p["count"]]
 
 
-def status_rules(store: CentralStore, org: Org, book: RuleBook, now: datetime) -> list[dict[str, Any]]:
-    """Device health from the retained status topic: offline, backlog growing, disk low."""
-    out: list[dict[str, Any]] = []
-    for s in store.statuses():
-        site, device = s["site"], s["device_id"]
-        location = s["location"] or org.location_of(site, device)
-        key = f"{site}/{device}"
-        hours = org.hours(site)
-        p = book.params("device_offline", site, location)
-        received = parse_time(s["received_at"])
-        offline_since: datetime | None = None
-        if s["state"] == "offline":
-            offline_since = parse_time(s["since"])
-        elif received and (now - received).total_seconds() > p["stale"]:
-            offline_since = received  # no heartbeat: gone without a last will reaching us
-        if p["enabled"] and offline_since and is_open(hours, now):
-            down = open_seconds_between(hours, offline_since, now)
-            if down >= p["after"]:
-                out.append(candidate("device_offline", site, location, f"Device {device} at {site} is offline",
-                                     {"since": utc_iso(offline_since), "open_seconds_down": round(down),
-                                      "backlog": s["backlog"]}, group_key=key, device_id=device))
-        if offline_since:
-            continue
-        p = book.params("backlog", site, location)
-        oldest = parse_time(s["oldest_unsent"])
-        age = (now - oldest).total_seconds() if oldest else 0.0
-        if p["enabled"] and ((s["backlog"] or 0) >= p["max_backlog"] or age >= p["max_age"]):
-            out.append(candidate("backlog", site, location, f"Ratings piling up on {device} at {site}",
-                                 {"backlog": s["backlog"], "oldest_unsent": s["oldest_unsent"],
-                                  "oldest_age": round(age)}, group_key=key, device_id=device))
-        p = book.params("disk_low", site, location)
-        if p["enabled"] and s["disk_free_mb"] is not None and s["disk_free_mb"] < p["min_free_mb"]:
-            out.append(candidate("disk_low", site, location, f"Disk almost full on {device} at {site}",
-                                 {"disk_free_mb": s["disk_free_mb"], "min_free_mb": p["min_free_mb"]},
-                                 group_key=key, device_id=device))
-    return out
-
-
-def usual_gap(store: CentralStore, org: Org, book: RuleBook, site: str, device: str, location: str | None,
-              now: datetime) -> float | None:
-    """The 90th percentile of the gaps between taps at a device over ``history_days`` (the last 500 taps), in
-    opening seconds; None without ``min_history`` gaps. It changes slowly, so callers may cache it for an hour."""
-    p = book.params("silence", site, location)
-    hours = org.hours(site)
-    rows = store.query("SELECT ts FROM ratings WHERE site = ? AND device_id = ? AND ts >= ? AND ts <= ? "
-                       "ORDER BY ts DESC LIMIT 500", (site, device,
-                                                      utc_iso(now - timedelta(days=p["history_days"])), utc_iso(now)))
-    times = sorted(t for t in (parse_time(r["ts"]) for r in rows) if t)
-    gaps = [g for g in (open_seconds_between(hours, a, b) for a, b in itertools.pairwise(times)) if g > 0]
-    if len(gaps) < max(2, p["min_history"]):
-        return None
-    return statistics.quantiles(gaps, n=10)[-1]
-
-
-def silence(store: CentralStore, org: Org, book: RuleBook, site: str, device: str, location: str | None,
-            now: datetime, *, usual: float | None = None) -> dict[str, Any] | None:
-    """No taps for far longer than usual, counting opening hours only: a dead kiosk, not "no complaints".
-
-    The alert fires past ``max(min_silence, factor × usual)`` opening seconds since the last tap, ``usual``
-    being :func:`usual_gap` (computed here unless given). A device known to be offline is left to
-    ``device_offline`` (one cause, one alert).
-    """
-    p = book.params("silence", site, location)
-    hours = org.hours(site)
-    if not p["enabled"] or not is_open(hours, now):
-        return None
-    status = store.query("SELECT state FROM device_status WHERE site = ? AND device_id = ?", (site, device))
-    if status and status[0]["state"] == "offline":
-        return None
-    last_row = store.query("SELECT ts FROM ratings WHERE site = ? AND device_id = ? AND ts <= ? "
-                           "ORDER BY ts DESC LIMIT 1", (site, device, utc_iso(now)))
-    if usual is None:
-        usual = usual_gap(store, org, book, site, device, location, now)
-    last = parse_time(last_row[0]["ts"]) if last_row else None
-    if usual is None or last is None:
-        return None
-    quiet = open_seconds_between(hours, last, now)
-    limit = max(p["min_silence"], p["factor"] * usual)
-    if quiet < limit:
-        return None
-    state = status[0]["state"] if status else "unknown"
-    return candidate("silence", site, location, f"No taps at {site} / {device} for {_minutes(quiet)} of opening time",
-                     {"last_tap": utc_iso(last), "silent_open_seconds": round(quiet),
-                      "usual_gap_seconds": round(usual), "limit_seconds": round(limit), "device_state": state},
-                     group_key=f"{site}/{device}", device_id=device)
-
-
-def recovered(store: CentralStore, book: RuleBook, alert: dict[str, Any], now: datetime) -> str | None:
-    """Why a live device-health alert no longer holds (the device is back, the backlog drained, a tap came),
-    or None. Only for rules with ``auto_resolve``; what is wrong at night stays wrong until it is fixed."""
-    kind, site, device = alert["kind"], alert["site"], alert.get("device_id")
-    p = book.params(kind, site, alert.get("location")) if kind in RULES else {}
-    if not p.get("auto_resolve") or not device:
-        return None
-    if kind == "silence":
-        last = (alert.get("detail") or {}).get("last_tap")
-        rows = store.query("SELECT ts FROM ratings WHERE site = ? AND device_id = ? AND ts > ? ORDER BY ts LIMIT 1",
-                           (site, device, last or ""))
-        return f"a tap again at {rows[0]['ts']}" if rows else None
-    rows = store.query("SELECT * FROM device_status WHERE site = ? AND device_id = ?", (site, device))
-    if not rows or rows[0]["state"] != "online":
-        return None
-    s = rows[0]
-    received = parse_time(s["received_at"])
-    fresh = received is not None and (now - received).total_seconds() <= book.params("device_offline", site)["stale"]
-    if kind == "device_offline":
-        return f"online again since {s['since']}" if fresh else None
-    if kind == "backlog":
-        oldest = parse_time(s["oldest_unsent"])
-        age = (now - oldest).total_seconds() if oldest else 0.0
-        if fresh and (s["backlog"] or 0) < p["max_backlog"] and age < p["max_age"]:
-            return f"backlog down to {s['backlog'] or 0}"
-        return None
-    if kind == "disk_low" and s["disk_free_mb"] is not None and s["disk_free_mb"] >= p["min_free_mb"]:
-        return f"{s['disk_free_mb']:.0f} MB free again"
-    return None
-
-
 def after_ingest(store: CentralStore, org: Org, book: RuleBook, site: str, device: str, locations: set[str],
                  now: datetime) -> list[dict[str, Any]]:
     """The rules new ratings can trigger: windows of their locations, the device's misuse, the site's reasons."""
@@ -477,6 +269,6 @@ def raise_candidates(store: CentralStore, book: RuleBook, candidates: list[dict[
     return out
 
 
-def _minutes(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+__all__ = ["FEEDBACK_KINDS", "HEALTH_KINDS", "RULES", "RuleBook", "after_ingest", "candidate", "device_rules",
+           "late_rule", "location_rules", "negative_rating", "periodic", "raise_candidates", "rating_rule", "recovered",
+           "recurring_reason", "silence", "status_rules", "usual_gap", "window"]

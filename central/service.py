@@ -17,7 +17,6 @@ import logging
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,14 +25,15 @@ import paho.mqtt.client as mqtt
 
 from central import lifecycle, rules, sla
 from central.clockfix import DEFAULT_THRESHOLD, repair
-from central.errors import CentralError, InvalidMessage, OrgError, RuleError
-from central.ingest import parse_message
+from central.errors import CentralError, OrgError, RuleError
+from central.ingest import IncomingRating, check_message
+from central.intake import Inbound, Intake
 from central.notify import Dispatcher, Send, apprise_send
 from central.org import Contact, Org
-from central.rules import RuleBook
-from central.store import CentralStore, Opened
+from central.rulebook import RuleBook
+from central.store import AlertMessage, CentralStore, MessageRatings, Opened, Rejection
 from device.clock import Clock, SystemClock, utc_iso
-from smileloop import topics
+from smileloop import topics, wire
 from smileloop.connection import Connection
 from smileloop.mqtt import Backoff, BrokerSettings
 from smileloop.service import BackgroundService
@@ -52,10 +52,10 @@ class CentralService(BackgroundService):
                  notify_urls: Sequence[str] = (), send: Send = apprise_send, session_expiry: int = 7 * 86400,
                  tick_interval: float = 5.0, silence_interval: float = 60.0, delivery_interval: float = 0.25,
                  clock_threshold: float = DEFAULT_THRESHOLD.total_seconds(), rng: random.Random | None = None,
-                 window_interval: float = 0.5) -> None:
+                 window_interval: float = 0.5, max_batch: int = 200) -> None:
         super().__init__()
         self.window_interval = window_interval
-        self._dirty: dict[tuple[str, str], set[str]] = {}
+        self._dirty: dict[tuple[str, str], dict[str, datetime]] = {}  # (site, device) → location → until
         self.store = store
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
@@ -72,6 +72,7 @@ class CentralService(BackgroundService):
                                on_message=self._on_message, clean_start=False, session_expiry=session_expiry,
                                manual_ack=True, name="central")
         self.on_alert: list[Callable[[dict[str, Any]], None]] = []
+        self.intake = Intake(self._commit, self._ack, self._dead_letter, store.writable, max_messages=max_batch)
         self.messages = 0
         self._org: tuple[int, Org] = (-1, Org())
         self._book: tuple[int, RuleBook] = (-1, RuleBook())
@@ -118,7 +119,8 @@ class CentralService(BackgroundService):
             while not stop.is_set():
                 if not self.conn.ensure(stop):
                     continue
-                self.conn.step(timeout=0.05)
+                self.conn.step(timeout=0.05 if not self.intake.pending else 0.0)
+                self.intake.flush()
                 if self._dirty and time.monotonic() >= next_windows:
                     next_windows = time.monotonic() + self.window_interval
                     try:
@@ -157,62 +159,118 @@ class CentralService(BackgroundService):
         client.subscribe([(self.subscription, 1), (topics.ALL_STATUS, 1)])
 
     def _on_message(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
-        try:
-            if msg.topic.endswith("/status"):
+        if msg.topic.endswith("/status"):
+            try:
                 self.handle_status(msg.topic, bytes(msg.payload))
-            else:
-                self.handle(msg.topic, bytes(msg.payload), defer_windows=True)
-        except Exception:
-            # Not stored: no receipt and no acknowledgement, so it comes again (broker or device).
-            log.exception("could not store message on %s; it will be delivered again", msg.topic)
+            except Exception:  # retained and repeated by the device's heartbeat: never worth blocking for
+                log.exception("could not keep the status on %s; the next heartbeat brings it again", msg.topic)
+            client.ack(msg.mid, msg.qos)
             return
-        client.ack(msg.mid, msg.qos)
+        self.intake.add(Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, conn=self.conn.connects))
+        if self.intake.full:
+            self.intake.flush()
+
+    def _ack(self, m: Inbound) -> None:
+        """Acknowledge to the broker; a message received on an earlier connection cannot be (it comes again)."""
+        client = self.conn.client
+        if client is not None and m.conn == self.conn.connects and m.mid:
+            client.ack(m.mid, m.qos)
+
+    def _dead_letter(self, m: Inbound, why: str) -> None:
+        self.store.reject(m.topic, m.payload, why, self.clock.now())
 
     def handle(self, topic: str, payload: bytes, *, defer_windows: bool = False) -> dict[str, Any] | None:
-        """Validate, store, receipt, alert. Returns the receipt sent (None if the message was rejected whole).
+        """Validate, store, receipt, alert one message. Returns the receipt sent (None if rejected whole)."""
+        return self.handle_many([(topic, payload)], defer_windows=defer_windows)[0]
 
-        Each negative rating alerts at once. Window rules (shares, counts, streaks, bursts, reasons) read the
-        whole window, so with ``defer_windows`` (messages from the broker) they run once per touched location
-        every ``window_interval`` instead of once per message: a drain of a long backlog stays linear.
+    def handle_many(self, messages: Sequence[tuple[str, bytes]], *,
+                    defer_windows: bool = False) -> list[dict[str, Any] | None]:
+        """Store many messages in one transaction (group commit), then receipts and alerts; their receipts.
+
+        Each negative rating alerts at once, unless it arrived late (a backlog: summarised per location).
+        Window rules (shares, counts, streaks, bursts, reasons) read the whole window, so with
+        ``defer_windows`` (messages from the broker) they run once per touched location every
+        ``window_interval`` instead of once per message: a drain of a long backlog stays linear.
         """
-        self.messages += 1
+        batch = [Inbound(topic, payload) for topic, payload in messages]
+        self._commit(batch)()
+        if not defer_windows:
+            self.flush_windows()
+        return [m.receipt for m in batch]
+
+    def _commit(self, batch: list[Inbound]) -> Callable[[], None]:
+        """Store ``batch`` in one transaction with the alerts it opens and their deliveries; the after-commit
+        work (receipts, alert messages) to run once it is durable. Raises only if the store failed."""
+        self.messages += len(batch)
         now = self.clock.now()
-        parsed = topics.parse_device_topic(topic)
-        if parsed is None or parsed[2] != "ratings":
-            self.store.reject(topic, payload, "not a ratings topic", now)
-            return None
-        site, device, _ = parsed
-        try:
-            result = parse_message(site, device, payload)
-        except InvalidMessage as e:
-            log.warning("rejected message on %s: %s", topic, e)
-            self.store.reject(topic, payload, str(e), now)
-            return None
-        for rid, why in result.rejected:
-            log.warning("rejected rating %s from %s/%s: %s", rid, site, device, why)
-            self.store.reject(topic, payload, why, now, rating_id=rid)
-        offset = self.store.clock_offset(site, device, result.sent.boot) if result.sent else None
-        ratings = repair(result.ratings, result.sent, now, timedelta(seconds=self.clock_threshold), offset)
         book = self.book()
-        batch = self.store.store_ratings(site, device, ratings, now, rule=rules.rating_rule(book))
-        receipt = {"v": 1, "ts": utc_iso(now), "stored": [[r.id, r.rev] for r in result.ratings],
-                   "rejected": [[rid, why] for rid, why in result.rejected if rid]}
-        self.conn.publish(topics.ack(site, device), json.dumps(receipt, separators=(",", ":")), qos=1)
-        for alert in batch.alerts:
-            self._announce(Opened(alert.pop("_action"), alert), now)
-        if batch.new or batch.updated:
-            locations = {r.location for r in batch.new + batch.updated}
-            if defer_windows:
-                self._dirty.setdefault((site, device), set()).update(locations)
-            else:
-                self._window_rules(site, device, locations, now)
-        return receipt
+        threshold = timedelta(seconds=self.clock_threshold)
+        checked = [check_message(m.topic, m.payload) for m in batch]
+        rejections: list[Rejection] = []
+        parts: list[MessageRatings] = []
+        offsets: dict[tuple[str, str, str | None], float | None] = {}
+        for m, c in zip(batch, checked, strict=True):
+            if c.result is None:
+                log.warning("rejected message on %s: %s", m.topic[:200], c.reason)
+                rejections.append(Rejection(m.topic, m.payload, c.reason or "rejected"))
+                continue
+            result = c.result
+            for rid, why in result.rejected:
+                log.warning("rejected rating %s from %s/%s: %s", rid, result.site, result.device, why)
+                rejections.append(Rejection(m.topic, m.payload, why, rid))
+            offset = None
+            if result.sent:
+                key = (result.site, result.device, result.sent.boot)
+                if key not in offsets:
+                    offsets[key] = self.store.clock_offset(*key)
+                offset = offsets[key]
+            ratings = repair(result.ratings, result.sent, now, threshold, offset)
+            parts.append(MessageRatings(result.site, result.device, ratings))
+        announced: list[tuple[Opened, AlertMessage | None]] = []
+        with self.store.db.transaction():
+            stored = self.store.store_messages(parts, now, rule=rules.rating_rule(book), late=rules.late_rule(book),
+                                               rejections=rejections)
+            for batch_result in stored:
+                for opened in batch_result.alerts:
+                    announced.append((opened, self._queue_alert(opened, now)))
+        by_message = iter(stored)
+        for c, m in zip(checked, batch, strict=True):
+            if c.result is None:
+                continue
+            done = next(by_message)
+            foreign = dict(done.foreign)
+            m.receipt = {"v": 1, "ts": utc_iso(now),
+                         "stored": [[r.id, r.rev] for r in c.result.ratings if r.id not in foreign],
+                         "rejected": [[rid, why] for rid, why in [*c.result.rejected, *done.foreign] if rid]}
+            self._mark_dirty(c.result.site, c.result.device, done.new + done.updated, now, book)
+
+        def after() -> None:
+            for m in batch:
+                if m.receipt is not None:
+                    site, device, _ = topics.parse_device_topic(m.topic) or ("", "", "")
+                    self.conn.publish(topics.ack(site, device),
+                                      wire.receipt(m.receipt["ts"], m.receipt["stored"], m.receipt["rejected"]), qos=1)
+            self._send_alert_messages([msg for _, msg in announced if msg is not None], now)
+        return after
+
+    def _mark_dirty(self, site: str, device: str, touched: list[IncomingRating], now: datetime,
+                    book: RuleBook) -> None:
+        """Window rules to run for these ratings' locations, at the newest fresh rating's own time; ratings that
+        arrived late are in the backlog summary, not in windows that ended long ago."""
+        late = rules.late_rule(book).after
+        fresh = [r for r in touched if (now - r.ts).total_seconds() < late]
+        if not fresh:
+            return
+        entry = self._dirty.setdefault((site, device), {})
+        for r in fresh:
+            entry[r.location] = max(entry.get(r.location, r.ts), min(r.ts, now))
 
     def flush_windows(self, now: datetime | None = None) -> None:
-        """Run the window rules deferred by :meth:`handle` (the loop calls this every ``window_interval``)."""
+        """Run the window rules deferred by :meth:`handle_many` (the loop calls this every ``window_interval``)."""
         dirty, self._dirty = self._dirty, {}
         for (site, device), locations in dirty.items():
-            self._window_rules(site, device, locations, now or self.clock.now())
+            until = min(max(locations.values()), now or self.clock.now())
+            self._window_rules(site, device, set(locations), until)
 
     def _window_rules(self, site: str, device: str, locations: set[str], now: datetime) -> None:
         book = self.book()
@@ -283,48 +341,51 @@ class CentralService(BackgroundService):
         return published
 
     def _announce(self, opened: Opened, now: datetime) -> None:
+        """Queue the deliveries of an alert just opened and publish it (own transaction: rules and the tick)."""
+        with self.store.db.transaction():
+            message = self._queue_alert(opened, now)
+        if message is not None:
+            self._send_alert_messages([message], now)
+
+    def _queue_alert(self, opened: Opened, now: datetime) -> AlertMessage | None:
+        """In the caller's transaction: the people to tell, and the alert's message on the site's alerts topic,
+        recorded as a pending delivery; None if there is nothing new to say (a repeat, a redelivery)."""
         if opened.action in ("repeated", "duplicate"):
-            return
+            return None
         alert = opened.alert
         if opened.notify:
             purpose = "alert" if opened.action == "opened" else f"reopened-{alert.get('reopened', 1)}"
             self.dispatcher.queue(alert, now, purpose=purpose)
             self._deliver_now.set()
-        self._publish_alert(alert, opened.action)
+        return self._alert_message(alert, opened.action, now)
+
+    def _alert_message(self, alert: dict[str, Any], event: str, now: datetime) -> AlertMessage | None:
+        body = {"event": event, **{k: v for k, v in alert.items() if not k.startswith("_")}}
+        step = alert.get("level") if event == "escalated" else alert.get("reopened", 0)
+        return self.store.add_alert_message(alert["id"], f"mqtt-{event}-{step}", topics.alerts(alert["site"]),
+                                            wire.encode(body), now)
 
     def _publish_alert(self, alert: dict[str, Any], event: str) -> None:
         """Publish on the site's alerts topic, recorded as a delivery; if not connected now, the row stays
         pending and :meth:`flush_mqtt` publishes it after the reconnect."""
-        wire = {"v": 1, "event": event, **{k: v for k, v in alert.items() if not k.startswith("_")}}
-        payload = json.dumps(wire, ensure_ascii=False)
-        topic = topics.alerts(alert["site"])
-        step = alert.get("level") if event == "escalated" else alert.get("reopened", 0)
         now = self.clock.now()
-        row_id = str(uuid.uuid4())
-        with self.store.db.transaction():
-            fresh = self.store.db.execute(
-                "INSERT INTO deliveries (id, alert_id, purpose, contact, url, state, next_at, created_at, payload) "
-                "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                (row_id, alert["id"], f"mqtt-{event}-{step}", "mqtt", f"mqtt:{topic}", "pending", utc_iso(now),
-                 utc_iso(now), payload))
-            if not fresh:
-                return  # published before (a redelivery, or another worker)
-            self._send_mqtt(row_id, topic, payload, now)
-        for listener in self.on_alert:
-            try:
-                listener(wire)
-            except Exception:
-                log.exception("alert listener failed")
+        message = self._alert_message(alert, event, now)
+        if message is not None:
+            self._send_alert_messages([message], now)
 
-    def _send_mqtt(self, row_id: str, topic: str, payload: str, now: datetime) -> bool:
-        mid = self.conn.publish(topic, payload, qos=1)
-        with self.store.db.transaction():
-            self.store.db.execute("INSERT INTO delivery_attempts (delivery_id, at, ok, error) VALUES (?,?,?,?)",
-                                  (row_id, utc_iso(now), 1 if mid is not None else 0,
-                                   None if mid is not None else "not connected to the broker"))
-            self.store.db.execute("UPDATE deliveries SET state = ?, attempts = attempts + 1, sent_at = ? WHERE id = ?",
-                                  ("sent" if mid is not None else "pending", utc_iso(now) if mid else None, row_id))
-        return mid is not None
+    def _send_alert_messages(self, messages: list[AlertMessage], now: datetime) -> int:
+        """Publish recorded alert messages (after their commit), record each attempt, tell the listeners."""
+        if not messages:
+            return 0
+        results = [(m.row_id, self.conn.publish(m.topic, m.payload, qos=1) is not None) for m in messages]
+        self.store.record_alert_sends(results, now)
+        for m in messages:
+            for listener in self.on_alert:
+                try:
+                    listener(json.loads(m.payload))
+                except Exception:
+                    log.exception("alert listener failed")
+        return sum(ok for _, ok in results)
 
     def flush_mqtt(self, now: datetime | None = None) -> int:
         """Publish alert messages that could not go out when they were raised (central was disconnected)."""
@@ -332,9 +393,8 @@ class CentralService(BackgroundService):
             return 0
         now = now or self.clock.now()
         sent = 0
-        for row in self.store.query("SELECT id, url, payload FROM deliveries WHERE contact = 'mqtt' "
-                                    "AND state = 'pending' ORDER BY created_at LIMIT 500"):
-            if not self._send_mqtt(row["id"], row["url"].removeprefix("mqtt:"), row["payload"], now):
+        for message in self.store.pending_alert_messages(limit=500):
+            if not self._send_alert_messages([message], now):
                 break
             sent += 1
         return sent

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from central.org import Org
-from central.rules import RuleBook
+from central.rulebook import RuleBook
 from central.store import CentralStore, parse_time
 from device.clock import utc_iso
 from device.hours import open_seconds_between

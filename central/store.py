@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,36 +17,21 @@ from typing import Any
 
 from central.db import Database, PostgresDatabase, open_database
 from central.errors import AlertNotFound
-from central.ingest import IncomingRating
 from central.schema import migrate
+from central.store_ingest import AlertRule, IngestStore, Late, MessageRatings, Opened, Rejection, StoredBatch, alert_row
 from device.clock import parse_utc, utc_iso
 
 
 @dataclass(frozen=True)
-class StoredBatch:
-    new: list[IncomingRating]  # first time central sees these ids
-    updated: list[IncomingRating]  # a newer rev (the visitor's follow-up answer)
-    duplicates: int
-    alerts: list[dict[str, Any]]  # alerts opened by this batch
+class AlertMessage:
+    """An alert's message for the site's alerts topic, recorded as a delivery before it is published."""
+
+    row_id: str
+    topic: str
+    payload: str
 
 
-@dataclass(frozen=True)
-class Opened:
-    """What ``open_alert`` did: ``opened``, ``grouped`` (under a recent one), ``reopened``, ``repeated`` (an
-    open one saw the same condition again) or ``duplicate`` (this exact alert exists: a redelivery)."""
-
-    action: str
-    alert: dict[str, Any]
-
-    @property
-    def notify(self) -> bool:
-        return self.action in ("opened", "reopened")
-
-
-AlertRule = Callable[[IncomingRating, str, str], dict[str, Any] | None]
-
-
-class CentralStore:
+class CentralStore(IngestStore):
     """``CentralStore("central.db")`` or ``CentralStore("postgresql://user@host/db", schema="smileloop")``."""
 
     def __init__(self, target: str | Path, *, schema: str | None = None) -> None:
@@ -63,70 +47,6 @@ class CentralStore:
         """PostgreSQL: drop this store's schema (tests). SQLite: nothing (delete the file)."""
         if isinstance(self.db, PostgresDatabase):
             self.db.drop_schema()
-
-    # --- ingest -------------------------------------------------------------------------------
-    def store_ratings(self, site: str, device: str, ratings: list[IncomingRating], received_at: datetime,
-                      rule: AlertRule | None = None, cooldown: float = 0.0) -> StoredBatch:
-        """Store each rating once (a newer rev updates the follow-up fields) and open the per-rating alerts,
-        in one transaction."""
-        new: list[IncomingRating] = []
-        updated: list[IncomingRating] = []
-        alerts: list[dict[str, Any]] = []
-        dup = 0
-        at = utc_iso(received_at)
-        db = self.db
-        with db.transaction():
-            ids = [r.id for r in ratings]
-            known: dict[str, int] = {}
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                for row in db.query(f"SELECT id, rev FROM ratings WHERE id IN ({','.join('?' * len(chunk))})",
-                                    chunk):
-                    known[row["id"]] = row["rev"]
-            inserts: list[tuple[Any, ...]] = []
-            for r in ratings:
-                if r.id not in known:
-                    inserts.append((r.id, device, site, r.location, r.scale, r.value, r.sentiment, utc_iso(r.ts), at,
-                                    r.seq, r.reason, r.comment, r.contact,
-                                    json.dumps(list(r.flags)) if r.flags else None, r.boot_id, r.mono, r.rev,
-                                    utc_iso(r.ts_device or r.ts), 1 if r.ts_device else 0))
-                    known[r.id] = r.rev
-                    new.append(r)
-                elif r.rev > known[r.id]:
-                    db.execute("UPDATE ratings SET reason = ?, comment = ?, contact = ?, rev = ? WHERE id = ?",
-                               (r.reason, r.comment, r.contact, r.rev, r.id))
-                    known[r.id] = r.rev
-                    updated.append(r)
-                    self._follow_up_alerts(r, received_at)
-                else:
-                    dup += 1
-            # A rating another worker stored in the meantime is skipped here, and its alert stays unique through
-            # the (kind, rating_id) index.
-            db.executemany(
-                "INSERT INTO ratings (id, device_id, site, location, scale, value, sentiment, ts, received_at, seq, "
-                "reason, comment, contact, flags, boot_id, mono, rev, ts_device, ts_repaired) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", inserts)
-            for r in new:
-                candidate = rule(r, site, device) if rule else None
-                if candidate is not None:
-                    opened = self.open_alert(candidate, received_at, cooldown=cooldown)
-                    if opened.action != "duplicate":
-                        alerts.append({**opened.alert, "_action": opened.action})
-        return StoredBatch(new=new, updated=updated, duplicates=dup, alerts=alerts)
-
-    def _follow_up_alerts(self, r: IncomingRating, at: datetime) -> None:
-        """The visitor's follow-up answer (a newer rev) completes the detail of the rating's alert."""
-        for row in self.db.query("SELECT id, state, detail FROM alerts WHERE rating_id = ?", (r.id,)):
-            detail = json.loads(row["detail"] or "{}")
-            detail.update(reason=r.reason, comment=r.comment)
-            self.db.execute("UPDATE alerts SET detail = ? WHERE id = ?", (json.dumps(detail), row["id"]))
-            self.audit(row["id"], "visitor", "follow-up", row["state"], row["state"], at,
-                       {"rev": r.rev, "reason": r.reason, "comment": r.comment})
-
-    def reject(self, topic: str, raw: bytes, reason: str, received_at: datetime, rating_id: str | None = None) -> None:
-        text = raw.decode("utf-8", errors="replace")
-        self.db.execute("INSERT INTO rejected (received_at, topic, rating_id, reason, raw) VALUES (?,?,?,?,?)",
-                        (utc_iso(received_at), topic, rating_id, reason, text))
 
     # --- alerts -------------------------------------------------------------------------------
     def open_alert(self, candidate: dict[str, Any], now: datetime, *, cooldown: float = 0.0,
@@ -148,14 +68,14 @@ class CentralStore:
                 same = db.one("SELECT * FROM alerts WHERE kind = ? AND rating_id = ?",
                               (candidate["kind"], candidate["rating_id"]))
                 if same:
-                    return Opened("duplicate", _alert_row(same))
+                    return Opened("duplicate", alert_row(same))
             live = None if candidate.get("rating_id") else db.one(
                 "SELECT * FROM alerts WHERE kind = ? AND group_key = ? AND state <> 'resolved'",
                 (candidate["kind"], key))
             if live:
-                db.execute("UPDATE alerts SET hits = hits + 1, last_seen_at = ?, detail = ? WHERE id = ?",
-                           (at, json.dumps(candidate.get("detail") or {}), live["id"]))
-                return Opened("repeated", _alert_row(live))
+                db.execute("UPDATE alerts SET hits = hits + 1, last_seen_at = ?, detail = ?, title = ? WHERE id = ?",
+                           (at, json.dumps(candidate.get("detail") or {}), candidate["title"], live["id"]))
+                return Opened("repeated", alert_row(live))
             if reopen_within > 0 and not candidate.get("rating_id"):
                 since = utc_iso(now - timedelta(seconds=reopen_within))
                 old = db.one("SELECT * FROM alerts WHERE kind = ? AND group_key = ? AND state = 'resolved' "
@@ -210,7 +130,7 @@ class CentralStore:
             row = rows[0] if rows else None
         if row is None:
             raise AlertNotFound(f"no alert with id {alert_id!r}")
-        return _alert_row(row)
+        return alert_row(row)
 
     def alerts(self, *, state: str | None = None, site: str | None = None, kind: str | None = None,
                limit: int = 100) -> list[dict[str, Any]]:
@@ -225,7 +145,7 @@ class CentralStore:
                 where.append(f"{col} = ?")
                 params.append(val)
         sql = f"SELECT * FROM alerts WHERE {' AND '.join(where)} ORDER BY opened_at DESC, id LIMIT ?"
-        return [_alert_row(r) for r in self.db.query(sql, [*params, limit])]
+        return [alert_row(r) for r in self.db.query(sql, [*params, limit])]
 
     def audit_trail(self, alert_id: str) -> list[dict[str, Any]]:
         rows = self.db.query("SELECT at, actor, action, from_state, to_state, note FROM alert_audit "
@@ -239,8 +159,40 @@ class CentralStore:
                         (utc_iso(at), alert_id))
 
     def unnotified_alerts(self) -> list[dict[str, Any]]:
-        return [_alert_row(r) for r in self.db.query(
+        return [alert_row(r) for r in self.db.query(
             "SELECT * FROM alerts WHERE notified_at IS NULL ORDER BY opened_at")]
+
+    # --- alert messages on the broker (recorded as deliveries, so none is lost while disconnected) ------------
+    def add_alert_message(self, alert_id: str, purpose: str, topic: str, payload: str,
+                          now: datetime) -> AlertMessage | None:
+        """Record an alert's MQTT message as pending; None if this one was recorded before (a redelivery, or
+        another worker)."""
+        row_id = str(uuid.uuid4())
+        fresh = self.db.execute(
+            "INSERT INTO deliveries (id, alert_id, purpose, contact, url, state, next_at, created_at, payload) "
+            "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+            (row_id, alert_id, purpose, "mqtt", f"mqtt:{topic}", "pending", utc_iso(now), utc_iso(now), payload))
+        return AlertMessage(row_id, topic, payload) if fresh else None
+
+    def record_alert_sends(self, results: list[tuple[str, bool]], now: datetime) -> None:
+        """One transaction for the attempts of many published alert messages: (delivery id, published?)."""
+        at = utc_iso(now)
+        with self.db.transaction():
+            self.db.executemany("INSERT INTO delivery_attempts (delivery_id, at, ok, error) VALUES (?,?,?,?)",
+                                [(rid, at, 1 if ok else 0, None if ok else "not connected to the broker")
+                                 for rid, ok in results])
+            self.db.executemany("UPDATE deliveries SET state = ?, attempts = attempts + 1, sent_at = ? WHERE id = ?",
+                                [("sent" if ok else "pending", at if ok else None, rid) for rid, ok in results])
+
+    def pending_alert_messages(self, limit: int = 500) -> list[AlertMessage]:
+        rows = self.db.query("SELECT id, url, payload FROM deliveries WHERE contact = 'mqtt' AND state = 'pending' "
+                             "ORDER BY created_at LIMIT ?", (limit,))
+        return [AlertMessage(r["id"], r["url"].removeprefix("mqtt:"), r["payload"]) for r in rows]
+
+    def writable(self) -> bool:
+        """Can the store take a write now? (Ingest asks this after a failed commit: the store's fault, or the
+        message's?)"""
+        return self.db.writable()
 
     # --- device status ------------------------------------------------------------------------
     def upsert_status(self, site: str, device: str, status: dict[str, Any], raw: str, received_at: datetime) -> None:
@@ -319,13 +271,6 @@ class CentralStore:
         return self.db.query(sql, params)
 
 
-def _alert_row(row: dict[str, Any]) -> dict[str, Any]:
-    out = dict(row)
-    detail = row.get("detail")
-    out["detail"] = json.loads(detail) if isinstance(detail, str) and detail else (detail or {})
-    return out
-
-
 def _int_or_none(v: Any) -> int | None:
     return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
@@ -336,3 +281,7 @@ def _float_or_none(v: Any) -> float | None:
 
 def parse_time(text: str | None) -> datetime | None:
     return parse_utc(text) if text else None
+
+
+__all__ = ["AlertMessage", "AlertRule", "CentralStore", "Late", "MessageRatings", "Opened", "Rejection", "StoredBatch",
+           "parse_time"]

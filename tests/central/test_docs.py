@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from central.rules import COMMON, RULES
+from central.rulebook import COMMON, RULES
 
 DOC = (Path(__file__).parents[2] / "docs" / "ALERTS.md").read_text()
 

@@ -23,7 +23,7 @@ def org_with(receiver, **contact) -> Org:
 def negative(store, when, **kw):
     batch = store.store_ratings("store-1", "kiosk-1", [rating(1, ts=when, **kw)], when,
                                 rules.rating_rule(RuleBook({"default": {"negative_rating": {"cooldown": 0}}})))
-    return batch.alerts[0]
+    return batch.alerts[0].alert
 
 
 def test_failed_delivery_is_retried_and_every_attempt_recorded(store, clock, receiver):

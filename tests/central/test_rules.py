@@ -184,8 +184,8 @@ def test_raising_is_idempotent_reopens_within_the_window_and_groups_in_the_coold
     rule = rules.rating_rule(book)
     batch = store.store_ratings("store-1", "kiosk-1", [rating(1, ts=clock.now()) for _ in range(3)], clock.now(),
                                 rule=rule)
-    assert [a["_action"] for a in batch.alerts] == ["opened", "grouped", "grouped"]
-    assert store.alert(batch.alerts[0]["id"])["hits"] == 3
+    assert [a.action for a in batch.alerts] == ["opened", "grouped", "grouped"]
+    assert store.alert(batch.alerts[0].alert["id"])["hits"] == 3
 
 
 def test_rule_book_scopes_and_errors_name_the_key():

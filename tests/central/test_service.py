@@ -236,6 +236,7 @@ def test_an_alert_stored_just_before_a_crash_is_announced_when_central_starts_ag
     # stored with its alert in one transaction, then the process died before the receipt and the announcements
     [alert] = store.store_ratings("store-1", "kiosk-1", [incoming(1, ts=now)], now,
                                   rules.rating_rule(RuleBook())).alerts
+    alert = alert.alert
     service = start_service(broker.url, store, notify_urls=[receiver.url("manager")], tick_interval=0.2)
     try:
         got = wait_for(lambda: peer.on("/store-1/alerts"), 10, message="the alert on MQTT after the restart")

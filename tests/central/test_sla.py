@@ -48,7 +48,7 @@ def offline_service(store, clock) -> CentralService:
 def open_negative(store, when: datetime, location: str = "exit") -> str:
     batch = store.store_ratings("store-1", "kiosk-1", [rating(1, ts=when, location=location)], when,
                                 rules.rating_rule(RuleBook()))
-    service_alert = batch.alerts[0]
+    service_alert = batch.alerts[0].alert
     return str(service_alert["id"])
 
 

@@ -39,7 +39,7 @@ def test_each_rating_once_newer_rev_updates_follow_up_and_one_alert_per_rating(a
 def test_lifecycle_with_audit_and_outcome(any_store, clock):
     batch = any_store.store_ratings("store-1", "kiosk-1", [rating(1, ts=clock.now(), reason="waiting_time")],
                                     clock.now(), rules.rating_rule(RuleBook()))
-    alert_id = batch.alerts[0]["id"]
+    alert_id = batch.alerts[0].alert["id"]
     with pytest.raises(InvalidTransition, match="only a resolved alert can reopen"):
         lifecycle.reopen(any_store, alert_id, "anna", "why not", clock.now())
     clock.advance(60)
@@ -74,7 +74,7 @@ def test_lifecycle_with_audit_and_outcome(any_store, clock):
 def test_resolving_the_first_closes_the_grouped_ones(any_store, clock):
     batch = any_store.store_ratings("store-1", "kiosk-1", [rating(1, ts=clock.now()) for _ in range(3)], clock.now(),
                                     rules.rating_rule(RuleBook()))
-    head = batch.alerts[0]["id"]
+    head = batch.alerts[0].alert["id"]
     lifecycle.resolve(any_store, head, "anna", "spill at the door", "cleaned, sign up", clock.now())
     assert {a["state"] for a in any_store.alerts()} == {"resolved"}
 
@@ -114,6 +114,7 @@ def test_the_visitors_follow_up_answer_completes_the_alert(store, clock):
 
     r = rating(1, ts=clock.now())
     [alert] = store.store_ratings("store-1", "kiosk-1", [r], clock.now(), rules.rating_rule(RuleBook())).alerts
+    alert = alert.alert
     assert alert["detail"]["reason"] is None
     clock.advance(8)
     store.store_ratings("store-1", "kiosk-1", [replace(r, rev=1, reason="staff", comment="nobody at the desk")],

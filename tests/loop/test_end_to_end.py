@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
+from datetime import UTC, datetime
 
 import paho.mqtt.publish as publish
 
+from device.clock import utc_iso
 from device.config import load_config
 from device.recorder import Recorder
 from device.store import DeviceStore
@@ -150,7 +152,8 @@ def test_last_will_marks_a_killed_agent_offline(broker, device_config, tmp_path)
 
 def test_repeat_presses_and_staff_test_taps_open_no_alert(broker, central):
     topic = topics.ratings("store-1", "kiosk-5")
-    base = {"ts": "2026-11-24T09:00:00Z", "scale": "smiley4", "value": 1, "location": "exit"}
+    # made now: a rating that arrives long after it was made goes into the backlog summary instead
+    base = {"ts": utc_iso(datetime.now(UTC)), "scale": "smiley4", "value": 1, "location": "exit"}
     ratings = [{**base, "id": "5a0f5a52-8c55-4a55-9f1c-0b6a3c1c2d1" + str(i), "seq": i + 1, "flags": flags}
                for i, flags in enumerate((["test"], ["repeat"], []))]
     payload = json.dumps({"v": 1, "device": "kiosk-5", "site": "store-1", "ratings": ratings})

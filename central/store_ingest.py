@@ -1,0 +1,317 @@
+"""The ingest half of central's store: ratings stored once per message batch, rejections, per-rating alerts
+opened in bulk, and the "backlog arrived" summaries.
+
+One call stores a whole group of messages in the caller's transaction (group commit): one look-up of the
+known ids, one multi-row insert, one look-up and one multi-row insert for the per-rating alerts. The cost per
+message is then a few rows, not a few round trips — what lets PostgreSQL keep up, where each statement is a
+round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from central.ingest import IncomingRating
+from device.clock import utc_iso
+
+if TYPE_CHECKING:
+    from central.db import Database
+
+RAW_KEEP = 65_536  # characters of a rejected payload kept for the record; the rest is cut (and said so)
+
+AlertRule = Callable[[IncomingRating, str, str], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What opening an alert did: ``opened``, ``grouped`` (under a recent one), ``reopened``, ``repeated`` (an
+    open one saw the same condition again) or ``duplicate`` (this exact alert exists: a redelivery)."""
+
+    action: str
+    alert: dict[str, Any]
+
+    @property
+    def notify(self) -> bool:
+        return self.action in ("opened", "reopened")
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    new: list[IncomingRating]  # first time central sees these ids
+    updated: list[IncomingRating]  # a newer rev (the visitor's follow-up answer)
+    duplicates: int
+    alerts: list[Opened]  # alerts opened (or grouped) by this batch; redeliveries left out
+    foreign: list[tuple[str, str]] = field(default_factory=list)  # (id, why): the id is another device's
+
+
+@dataclass(frozen=True)
+class MessageRatings:
+    """The valid ratings of one message, with where they came from."""
+
+    site: str
+    device: str
+    ratings: list[IncomingRating]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    topic: str
+    raw: bytes
+    reason: str
+    rating_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Late:
+    """Ratings that arrived ``after`` seconds or more after they were made: summarised, not paged one by one."""
+
+    after: float
+    candidate: Callable[[str, str, dict[str, Any]], dict[str, Any] | None]  # (site, location, counts) → summary
+
+
+def safe_text(text: str, limit: int | None = None) -> str:
+    """Text any store keeps: NUL and unpaired surrogates escaped (PostgreSQL refuses the first, every encoder
+    the second); cut to ``limit`` characters with a note."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + f"… [cut: {len(text) - limit} more characters]"
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+class IngestStore:
+    """Mixed into :class:`central.store.CentralStore`; needs its ``db``, ``audit`` and ``open_alert``."""
+
+    db: Database
+    audit: Callable[..., None]
+    open_alert: Callable[..., Opened]
+
+    def reject(self, topic: str, raw: bytes, reason: str, received_at: datetime, rating_id: str | None = None) -> None:
+        self.reject_many([Rejection(topic, raw, reason, rating_id)], received_at)
+
+    def reject_many(self, rejections: Sequence[Rejection], received_at: datetime) -> None:
+        at = utc_iso(received_at)
+        self.db.executemany(
+            "INSERT INTO rejected (received_at, topic, rating_id, reason, raw) VALUES (?,?,?,?,?)",
+            [(at, safe_text(r.topic, 300), r.rating_id, safe_text(r.reason, 2000),
+              safe_text(r.raw.decode("utf-8", errors="replace"), RAW_KEEP)) for r in rejections])
+
+    def store_ratings(self, site: str, device: str, ratings: list[IncomingRating], received_at: datetime,
+                      rule: AlertRule | None = None, cooldown: float = 0.0) -> StoredBatch:
+        """Store each rating once (a newer rev updates the follow-up fields) and open the per-rating alerts,
+        in one transaction."""
+        return self.store_messages([MessageRatings(site, device, ratings)], received_at, rule=rule,
+                                   cooldown=cooldown)[0]
+
+    def store_messages(self, messages: Sequence[MessageRatings], received_at: datetime, *,
+                       rule: AlertRule | None = None, cooldown: float = 0.0, late: Late | None = None,
+                       rejections: Sequence[Rejection] = ()) -> list[StoredBatch]:
+        """Store many messages' ratings and rejections in one transaction (joining the caller's, if any); one
+        :class:`StoredBatch` per message. A rating id already stored for another device or site is not
+        touched (its revision is refused): ids are matched with the device and site, never alone."""
+        at = utc_iso(received_at)
+        db = self.db
+        out: list[StoredBatch] = []
+        with db.transaction():
+            if rejections:
+                self.reject_many(rejections, received_at)
+            known = self._known([r.id for m in messages for r in m.ratings])
+            inserts: list[tuple[Any, ...]] = []
+            fresh_alerts: list[tuple[dict[str, Any], float]] = []
+            late_counts: dict[tuple[str, str], dict[str, Any]] = {}
+            per_message: list[tuple[list[IncomingRating], list[IncomingRating], int, list[tuple[str, str]]]] = []
+            for m in messages:
+                new: list[IncomingRating] = []
+                updated: list[IncomingRating] = []
+                foreign: list[tuple[str, str]] = []
+                dup = 0
+                for r in m.ratings:
+                    prev = known.get(r.id)
+                    if prev is None:
+                        inserts.append(_row(r, m.site, m.device, at))
+                        known[r.id] = (r.rev, m.site, m.device)
+                        new.append(r)
+                    elif (prev[1], prev[2]) != (m.site, m.device):
+                        foreign.append((r.id, "this rating id belongs to another device"))
+                    elif r.rev > prev[0]:
+                        db.execute("UPDATE ratings SET reason = ?, comment = ?, contact = ?, rev = ? "
+                                   "WHERE id = ? AND site = ? AND device_id = ?",
+                                   (r.reason, r.comment, r.contact, r.rev, r.id, m.site, m.device))
+                        known[r.id] = (r.rev, m.site, m.device)
+                        updated.append(r)
+                        self._follow_up_alerts(r, received_at)
+                    else:
+                        dup += 1
+                for r in new:
+                    candidate = rule(r, m.site, m.device) if rule else None
+                    if late is not None and (received_at - r.ts).total_seconds() >= late.after:
+                        _count_late(late_counts.setdefault((m.site, r.location), _empty_counts()), r,
+                                    negative=candidate is not None)
+                    elif candidate is not None:
+                        fresh_alerts.append((candidate, float(candidate.pop("cooldown", cooldown))))
+                per_message.append((new, updated, dup, foreign))
+            # A rating another worker stored in the meantime is skipped here, and its alert stays unique through
+            # the (kind, rating_id) index.
+            db.executemany(
+                "INSERT INTO ratings (id, device_id, site, location, scale, value, sentiment, ts, received_at, seq, "
+                "reason, comment, contact, flags, boot_id, mono, rev, ts_device, ts_repaired) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", inserts)
+            opened = {o.alert["rating_id"]: o for o in self._open_rating_alerts(fresh_alerts, received_at)}
+            summaries = self._late_summaries(late, late_counts, received_at) if late else []
+            for i, (new, updated, dup, foreign) in enumerate(per_message):
+                mine = [opened[r.id] for r in new if r.id in opened]
+                if i == 0:
+                    mine += summaries  # summaries span messages; reported once, with the first
+                out.append(StoredBatch(new=new, updated=updated, duplicates=dup, alerts=mine, foreign=foreign))
+        return out
+
+    def _known(self, ids: list[str]) -> dict[str, tuple[int, str, str]]:
+        known: dict[str, tuple[int, str, str]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            for row in self.db.query("SELECT id, rev, site, device_id FROM ratings "
+                                     f"WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                known[row["id"]] = (int(row["rev"]), row["site"], row["device_id"])
+        return known
+
+    def _follow_up_alerts(self, r: IncomingRating, at: datetime) -> None:
+        """The visitor's follow-up answer (a newer rev) completes the detail of the rating's alert."""
+        for row in self.db.query("SELECT id, state, detail FROM alerts WHERE rating_id = ?", (r.id,)):
+            detail = json.loads(row["detail"] or "{}")
+            detail.update(reason=r.reason, comment=r.comment)
+            self.db.execute("UPDATE alerts SET detail = ? WHERE id = ?", (json.dumps(detail), row["id"]))
+            self.audit(row["id"], "visitor", "follow-up", row["state"], row["state"], at,
+                       {"rev": r.rev, "reason": r.reason, "comment": r.comment})
+
+    def _open_rating_alerts(self, candidates: list[tuple[dict[str, Any], float]], now: datetime) -> list[Opened]:
+        """Per-rating alerts in bulk: what :meth:`open_alert` does for one candidate with a ``rating_id``
+        (unique per kind and rating; grouped under a live one of the same kind and location opened within its
+        cooldown), with one read and one multi-row write for the whole batch."""
+        if not candidates:
+            return []
+        db, at = self.db, utc_iso(now)
+        existing: set[tuple[str, str]] = set()
+        keys = [(c["kind"], c["rating_id"]) for c, _ in candidates]
+        for i in range(0, len(keys), 400):
+            chunk = keys[i:i + 400]
+            for row in db.query("SELECT kind, rating_id FROM alerts WHERE rating_id IN "
+                                f"({','.join('?' * len(chunk))})", [k[1] for k in chunk]):
+                existing.add((row["kind"], row["rating_id"]))
+        parents: dict[tuple[str, str, str], str | None] = {}
+        rows: list[tuple[Any, ...]] = []
+        audits: list[tuple[Any, ...]] = []
+        hits: Counter[str] = Counter()
+        made: list[tuple[str, str]] = []  # (alert id, action)
+        for c, cooldown in candidates:
+            if (c["kind"], c["rating_id"]) in existing:
+                continue
+            existing.add((c["kind"], c["rating_id"]))
+            where = (c["kind"], c["site"], c.get("location") or "")
+            parent: str | None = None
+            if cooldown > 0:
+                if where not in parents:
+                    head = db.one("SELECT id FROM alerts WHERE kind = ? AND site = ? AND COALESCE(location, '') = ? "
+                                  "AND parent_id IS NULL AND state <> 'resolved' AND opened_at >= ? "
+                                  "ORDER BY opened_at LIMIT 1",
+                                  (*where, utc_iso(now - timedelta(seconds=cooldown))))
+                    parents[where] = head["id"] if head else None
+                parent = parents[where]
+            alert_id = str(uuid.uuid4())
+            rows.append((alert_id, c["kind"], c["site"], c.get("location"), c.get("device_id"), c["rating_id"],
+                         "open", at, c["title"], json.dumps(c.get("detail") or {}), c.get("group_key") or
+                         c["rating_id"], c.get("severity", "alert"), parent, at, at if parent else None))
+            if parent:
+                hits[parent] += 1
+                audits.append((alert_id, at, "central", "grouped", None, "open", json.dumps({"under": parent})))
+                made.append((alert_id, "grouped"))
+            else:
+                audits.append((alert_id, at, "central", "opened", None, "open", None))
+                made.append((alert_id, "opened"))
+                if cooldown > 0:
+                    parents[where] = alert_id  # the next ones of this batch group under it
+        if not rows:
+            return []
+        db.executemany(
+            "INSERT INTO alerts (id, kind, site, location, device_id, rating_id, state, opened_at, title, detail, "
+            "group_key, severity, parent_id, last_seen_at, notified_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        for parent_id, n in hits.items():
+            db.execute("UPDATE alerts SET hits = hits + ?, last_seen_at = ? WHERE id = ?", (n, at, parent_id))
+        db.executemany("INSERT INTO alert_audit (alert_id, at, actor, action, from_state, to_state, note) "
+                       "VALUES (?,?,?,?,?,?,?)", audits)
+        by_id: dict[str, dict[str, Any]] = {}
+        ids = [a for a, _ in made]
+        for i in range(0, len(ids), 400):
+            part = ids[i:i + 400]
+            for row in db.query(f"SELECT * FROM alerts WHERE id IN ({','.join('?' * len(part))})", part):
+                by_id[row["id"]] = alert_row(row)
+        return [Opened(action, by_id[alert_id]) for alert_id, action in made]
+
+    def _late_summaries(self, late: Late, counts: dict[tuple[str, str], dict[str, Any]],
+                        now: datetime) -> list[Opened]:
+        """One "backlog arrived" alert per location: a live one takes the new counts (one more hit, no new
+        page); otherwise one opens (and is paged once)."""
+        out: list[Opened] = []
+        for (site, location), c in counts.items():
+            candidate = late.candidate(site, location, c)
+            if candidate is None:
+                continue
+            live = self.db.one("SELECT detail FROM alerts WHERE kind = ? AND group_key = ? AND state <> 'resolved'",
+                               (candidate["kind"], candidate["group_key"]))
+            if live is not None:
+                candidate = late.candidate(site, location, _merge_counts(json.loads(live["detail"] or "{}"), c))
+            if candidate is not None:
+                opened = self.open_alert(candidate, now)
+                if opened.action != "duplicate":
+                    out.append(opened)
+        return out
+
+
+def _row(r: IncomingRating, site: str, device: str, at: str) -> tuple[Any, ...]:
+    return (r.id, device, site, r.location, r.scale, r.value, r.sentiment, utc_iso(r.ts), at, r.seq, r.reason,
+            r.comment, r.contact, json.dumps(list(r.flags)) if r.flags else None, r.boot_id, r.mono, r.rev,
+            utc_iso(r.ts_device or r.ts), 1 if r.ts_device else 0)
+
+
+def _empty_counts() -> dict[str, Any]:
+    return {"ratings": 0, "negatives": 0, "reasons": {}, "oldest": None, "newest": None}
+
+
+def _count_late(c: dict[str, Any], r: IncomingRating, *, negative: bool) -> None:
+    ts = utc_iso(r.ts)
+    c["ratings"] += 1
+    c["oldest"] = min(c["oldest"] or ts, ts)
+    c["newest"] = max(c["newest"] or ts, ts)
+    if negative:
+        c["negatives"] += 1
+        if r.reason:
+            c["reasons"][r.reason] = c["reasons"].get(r.reason, 0) + 1
+
+
+def _merge_counts(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    out = {**old, **new}
+    for key in ("ratings", "negatives"):
+        out[key] = int(old.get(key) or 0) + int(new.get(key) or 0)
+    reasons = Counter(dict(old.get("reasons") or {}))
+    reasons.update(dict(new.get("reasons") or {}))
+    out["reasons"] = dict(reasons.most_common())
+    for key, pick in (("oldest", min), ("newest", max)):
+        values = [v for v in (old.get(key), new.get(key)) if v]
+        out[key] = pick(values) if values else None
+    return out
+
+
+def alert_row(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    detail = row.get("detail")
+    out["detail"] = json.loads(detail) if isinstance(detail, str) and detail else (detail or {})
+    return out
