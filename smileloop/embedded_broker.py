@@ -12,12 +12,16 @@ import threading
 from typing import Any
 
 from smileloop.errors import BrokerProcessError
-from smileloop.mosquitto import free_port
+from smileloop.mosquitto import PortReservation, reserve_port
 
 
 class EmbeddedBroker:
     def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
+        self._reservation: PortReservation | None = None
+        if not port:
+            self._reservation = reserve_port()  # no other process is handed the port before the broker binds it
+            port = self._reservation.port
+        self.port = port
         self._loop = asyncio.new_event_loop()
         self._broker: Any = None
         self._thread = threading.Thread(target=self._loop.run_forever, name="embedded-broker", daemon=True)
@@ -50,6 +54,8 @@ class EmbeddedBroker:
             asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        if self._reservation is not None:
+            self._reservation.release()
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

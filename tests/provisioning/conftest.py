@@ -22,7 +22,7 @@ from provisioning.broker import BrokerDir, write_broker_config
 from provisioning.bundle import issue_bundle, write_bundle
 from provisioning.devices import create_device
 from provisioning.inventory import DeviceSpec, Inventory
-from smileloop.mosquitto import free_port, mosquitto_binary
+from smileloop.mosquitto import mosquitto_binary, reserve_port
 
 
 class BrokerProcess:
@@ -40,18 +40,22 @@ class BrokerProcess:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen([binary, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
-        deadline = time.monotonic() + timeout
-        for port in self.ports:
-            while True:
-                if self.proc.poll() is not None:
-                    pytest.fail(f"mosquitto exited {self.proc.returncode}: {self.log.read_text()[-2000:]}")
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        pytest.fail(f"mosquitto did not listen on {port}: {self.log.read_text()[-2000:]}")
-                    time.sleep(0.02)
+        try:
+            deadline = time.monotonic() + timeout
+            for port in self.ports:
+                while True:
+                    if self.proc.poll() is not None:
+                        pytest.fail(f"mosquitto exited {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+                    try:
+                        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                            break
+                    except OSError:
+                        if time.monotonic() > deadline:
+                            pytest.fail(f"mosquitto did not listen on {port}: {self.log.read_text()[-2000:]}")
+                        time.sleep(0.02)
+        except BaseException:
+            self.stop()  # a broker that failed to come up is not left running
+            raise
         return self
 
     def stop(self) -> None:
@@ -92,19 +96,21 @@ class Setup:
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     root = tmp_path_factory.mktemp("prov")
     inv = Inventory(root / "inventory.db")
-    port, tls_port = free_port(), free_port()
-    result = write_broker_config(inv, root / "broker", port, tls_port=tls_port, run_as="root" if os.geteuid() == 0
-                                 else None)
-    inv.set_settings(local_url=f"mqtt://127.0.0.1:{port}")
-    inv.add_site("store-1", timezone="Europe/Stockholm")
-    inv.add_location("store-1", "exit")
-    inv.add_location("store-1", "entrance")
-    broker = BrokerProcess(result.directory.conf, [port, tls_port]).start()
-    try:
-        yield Setup(inv, result.directory, port, tls_port, broker, root)
-    finally:
-        broker.stop()
-        inv.close()
+    # Both ports stay reserved while the broker lives: no other test worker is handed them in the meantime.
+    with reserve_port() as plain, reserve_port() as tls:
+        port, tls_port = plain.port, tls.port
+        result = write_broker_config(inv, root / "broker", port, tls_port=tls_port,
+                                     run_as="root" if os.geteuid() == 0 else None)
+        inv.set_settings(local_url=f"mqtt://127.0.0.1:{port}")
+        inv.add_site("store-1", timezone="Europe/Stockholm")
+        inv.add_location("store-1", "exit")
+        inv.add_location("store-1", "entrance")
+        broker = BrokerProcess(result.directory.conf, [port, tls_port])
+        try:
+            yield Setup(inv, result.directory, port, tls_port, broker.start(), root)
+        finally:
+            broker.stop()
+            inv.close()
 
 
 @dataclass

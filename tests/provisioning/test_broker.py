@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import ssl
 
@@ -56,6 +57,8 @@ def test_provisioned_device_delivers_ratings_to_central(setup: Setup) -> None:
     finally:
         central.stop()
         store.close()
+        # Central keeps its session (and subscriptions) on the broker; end it, so no later test finds it there.
+        connect_v5(setup.port, "central", setup.account_password("central"), client_id="central-e2e").close()
 
 
 def test_device_may_publish_only_as_itself(setup: Setup) -> None:
@@ -67,7 +70,9 @@ def test_device_may_publish_only_as_itself(setup: Setup) -> None:
     try:
         assert not a.connect_rc[0].is_failure
         assert a.publish(topics.ratings("store-1", "kiosk-a"), RATING).value in (0, 16)  # 16: no subscribers
-        assert a.publish(topics.status("store-1", "kiosk-a"), {"v": 1, "state": "online"}, retain=True).value == 0
+        # Allowed: 0, or 16 when nobody subscribes to status (whether anyone does depends on other tests).
+        assert a.publish(topics.status("store-1", "kiosk-a"), {"v": 1, "state": "online"},
+                         retain=True).value in (0, 16)
         # As another device, at another site, or on central's topics: refused, and visibly so under v5.
         for topic in (topics.ratings("store-1", "kiosk-b"), topics.ratings("store-2", "kiosk-a"),
                       topics.status("store-1", "kiosk-b"), topics.config("store-1", "kiosk-a"),
@@ -139,7 +144,9 @@ def test_revoked_device_is_refused_at_next_connect(setup: Setup) -> None:
         again.close()
         return bool(again.connect_rc and again.connect_rc[0].is_failure)
     wait_for(refused, 5, interval=0.1, message="the revoked device to be refused")
-    assert "kiosk-r" not in (setup.dir.passwd.read_text() + setup.dir.acl.read_text())
+    # The id as a whole word: another device's name may start with it ("kiosk-rot").
+    files = setup.dir.passwd.read_text() + setup.dir.acl.read_text()
+    assert not re.search(r"(?<![\w.-])kiosk-r(?![\w.-])", files), files
 
 
 def test_rotation_retires_the_old_password(setup: Setup) -> None:
