@@ -53,6 +53,7 @@ class KioskApp(App):
         super().__init__(**kw)
         self.flow = flow
         self.tick_interval = tick
+        self.ticks = 0  # how often the timer has ticked the flow: tests wait for the next one, not for wall time
         self.screens: dict[Step, KioskScreen] = {}
         self.stage: FloatLayout | None = None
 
@@ -108,3 +109,5 @@ class KioskApp(App):
             self.flow.tick()
         except Exception:  # a timer bug must not take the kiosk down for months; it is logged
             log.exception("kiosk tick failed")
+        finally:
+            self.ticks += 1

@@ -1,9 +1,11 @@
-"""What the kiosk does, without drawing anything: the visitor's steps, timers, staff mode.
+"""What the kiosk does, without drawing anything: the visitor's steps and the timers that move them.
 
 The Kivy app only draws :class:`KioskFlow` and forwards touches to it, so every rule here (idle
-reset, opening hours, config reload, PIN lockout, the out-of-order screen) runs on an injectable
-clock and is tested without a window. All of it runs on the UI thread: a tap is one SQLite
-transaction through :class:`device.Recorder` (milliseconds); network work stays in the sync agent.
+reset, opening hours, the out-of-order screen) runs on an injectable clock and is tested without a
+window. The way into staff mode is :mod:`kiosk_ui.staff`; what is looked after between visitors
+(config, disk, outcomes, a broken store) is :mod:`kiosk_ui.upkeep`. All of it runs on the UI thread: a
+tap is one SQLite transaction through :class:`device.Recorder` (milliseconds); network work stays in the
+sync agent.
 """
 
 from __future__ import annotations
@@ -11,23 +13,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 from device.clock import Clock, SystemClock
-from device.config import DeviceConfig, central_overlay_path, load_config
-from device.errors import ConfigError, InvalidRating, StoreError
-from device.hours import is_open, next_change
+from device.config import DeviceConfig
+from device.errors import InvalidRating, StoreError
+from device.hours import is_open
 from device.model import Rating
 from device.recorder import MAX_COMMENT, MAX_CONTACT, Recorder
 from device.store import DeviceStore
-from kiosk_ui.errors import PinError
 from kiosk_ui.i18n import N_, SOURCE_LANGUAGE, translations
-from kiosk_ui.pin import verify_pin
-from kiosk_ui.status import StatusLine, disk_free_mb, staff_status
+from kiosk_ui.staff import PinResult, StaffGate
+from kiosk_ui.status import StatusLine, staff_status
+from kiosk_ui.steps import ENGAGED, Step, Timings
+from kiosk_ui.texts import opening_time
+from kiosk_ui.upkeep import ConfigWatch, Every, Outcomes, disk_short, reopen, warn_config
 
 log = logging.getLogger(__name__)
 
@@ -35,40 +36,8 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]{2,}$")
 PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{5,19}$")
 STAFF_TEST_COMMENT = "staff test tap"
 MAX_CHIPS = 6  # more reasons than this is too many questions, and too small to tap
-# Below this the next write will fail anyway: say so before a visitor is thanked for nothing.
-MIN_FREE_MB = 1.0
-
-
-class Step(StrEnum):
-    RATING = "rating"
-    REASON = "reason"
-    DETAILS = "details"
-    THANKS = "thanks"
-    SLEEP = "sleep"
-    OUT_OF_ORDER = "out_of_order"
-    PIN = "pin"
-    STAFF = "staff"
-
-
-# Steps a visitor or staff member is in the middle of: the idle reset applies, config waits.
-ENGAGED = {Step.REASON, Step.DETAILS, Step.PIN, Step.STAFF}
-
-
-@dataclass(frozen=True)
-class Timings:
-    """Seconds (and counts) the kiosk runs by; the survey's own ``idle_reset`` comes from the config."""
-
-    thanks: float = 4.0  # the thank-you screen, then back to the start
-    config_check: float = 3.0  # at most this often, between visitors, look for a pushed config
-    outcomes_refresh: float = 5.0  # re-read "you said, we did" from the store
-    outcome_rotate: float = 8.0  # show each outcome this long
-    disk_check: float = 10.0
-    recover_every: float = 30.0  # out of order: try to reopen the store
-    status_refresh: float = 5.0  # staff mode re-reads the backlog and the agent's status
-    staff_taps: int = 5  # taps in the top-left corner …
-    staff_window: float = 3.0  # … within this many seconds open the PIN pad
-    pin_attempts: int = 5  # wrong PINs before the pad locks …
-    pin_lockout: float = 60.0  # … for this long
+LOCKED_OUT = N_("Too many wrong PINs. Try again later.")
+__all__ = ["KioskFlow", "Step", "Timings"]  # Step and Timings live in kiosk_ui.steps; imported here too
 
 
 class KioskFlow:
@@ -97,31 +66,26 @@ class KioskFlow:
         self.field = "comment"  # which text the on-screen keyboard types into
         self.notice: str | None = None  # a msgid shown on the current step (wrong PIN, bad contact)
         self.fault: str | None = None
-        self.pin_entry = ""
-        self.outcomes: list[dict[str, object]] = []
-        self.outcome_index = 0
         self.exit_requested = False
-        now = self.clock.monotonic()
-        self._last_touch = now
-        self._step_since = now
-        self._corner: list[float] = []
-        self._pin_failures = 0
-        self._pin_locked_until = 0.0
-        self._config_stamp = self._stat_config()
-        self._next_config = now + self.timings.config_check
-        self._next_outcomes = now
-        self._next_rotate = now + self.timings.outcome_rotate
-        self._next_disk = now
-        self._next_recover = now
-        self._next_status = now
+        t = self.timings
+        self.staff = StaffGate(self.clock, t)
+        self.outcomes = Outcomes()
+        self._watch = ConfigWatch(self.config_path)
+        self._config_timer = Every(self.clock, t.config_check, first=t.config_check)
+        self._outcomes_timer = Every(self.clock, t.outcomes_refresh)
+        self._rotate_timer = Every(self.clock, t.outcome_rotate, first=t.outcome_rotate)
+        self._disk_timer = Every(self.clock, t.disk_check)
+        self._recover_timer = Every(self.clock, t.recover_every)
+        self._status_timer = Every(self.clock, t.status_refresh)
+        self._last_touch = self._step_since = self.clock.monotonic()
         try:
             if self.store is None:
                 self.store = DeviceStore(config.storage.path)
             self.recorder = Recorder(self.store, config, clock=self.clock)
-        except (StoreError, sqlite3.Error) as e:
-            self._fail(e)
+        except StoreError as e:
+            self.fail(e)
         else:
-            self._warn_config(config)
+            warn_config(config, MAX_CHIPS)
             self._settle()
 
     # --- what the screens read ----------------------------------------------------------------
@@ -152,32 +116,16 @@ class KioskFlow:
 
     def outcome_text(self) -> str | None:
         """The "you said, we did" item to show now, in the visitor's language (else English, else any)."""
-        if not self.outcomes:
-            return None
-        item = self.outcomes[self.outcome_index % len(self.outcomes)]
-        text = item.get("text")
-        if isinstance(text, str):
-            return text
-        if isinstance(text, dict) and text:
-            return str(text.get(self.lang) or text.get(SOURCE_LANGUAGE) or next(iter(text.values())))
-        return None
+        return self.outcomes.text(self.lang)
+
+    @property
+    def pin_entry(self) -> str:
+        """The digits typed on the PIN pad so far (the screen shows one star each)."""
+        return self.staff.entry
 
     def opens_at(self) -> str | None:
         """When a sleeping kiosk opens again, in the site's local time and the visitor's language."""
-        change = next_change(self.config.hours, self.clock.now())
-        if change is None:
-            return None
-        from zoneinfo import ZoneInfo
-
-        from babel.dates import format_datetime
-
-        tz = ZoneInfo(self.config.hours.timezone)
-        local = change.astimezone(tz)
-        same_day = local.date() == self.clock.now().astimezone(tz).date()
-        try:
-            return str(format_datetime(local, "HH:mm" if same_day else "EEEE HH:mm", locale=self.lang))
-        except ValueError:  # a language Babel does not know
-            return local.strftime("%H:%M" if same_day else "%a %H:%M")
+        return opening_time(self.config.hours, self.clock.now(), self.lang)
 
     def status(self) -> list[StatusLine]:
         return staff_status(self.config, self.store, self.clock.now(), self.fault)
@@ -199,8 +147,8 @@ class KioskFlow:
         except InvalidRating:
             log.exception("the rating screen offered a value the scale refuses")
             return
-        except (StoreError, sqlite3.Error) as e:
-            self._fail(e)
+        except StoreError as e:
+            self.fail(e)
             return
         if self.reasons():
             self._go(Step.REASON)
@@ -273,56 +221,34 @@ class KioskFlow:
     # --- staff ----------------------------------------------------------------------------------
     def corner_tap(self) -> None:
         """The hidden gesture: several quick taps in the top-left corner open the PIN pad."""
-        now = self.clock.monotonic()
-        self._corner = [t for t in self._corner if now - t <= self.timings.staff_window] + [now]
-        if len(self._corner) < self.timings.staff_taps:
+        if not self.staff.corner_tap():
             return
-        self._corner.clear()
         if not self.config.staff.pin_hash:
             log.warning("staff gesture seen, but [staff] pin_hash is not set: staff mode is off")
             return
         if self.step not in (Step.PIN, Step.STAFF):
-            self.pin_entry = ""
+            self.staff.clear()
             self.notice = None
             self._go(Step.PIN)
 
     def pin_key(self, digit: str) -> None:
-        if self.step is Step.PIN and digit.isdigit() and len(self.pin_entry) < 12:
-            self.pin_entry += digit
+        if self.step is Step.PIN and self.staff.key(digit):
             self._changed("text")
 
     def pin_backspace(self) -> None:
-        self.pin_entry = self.pin_entry[:-1]
+        self.staff.backspace()
         self._changed("text")
 
     def pin_submit(self) -> None:
         if self.step is not Step.PIN:
             return
-        entry, self.pin_entry = self.pin_entry, ""
-        now = self.clock.monotonic()
-        if now < self._pin_locked_until:
-            self.notice = N_("Too many wrong PINs. Try again later.")
-            self._changed("text")
-            return
-        try:
-            ok = bool(self.config.staff.pin_hash) and verify_pin(entry, self.config.staff.pin_hash or "")
-        except PinError as e:
-            log.error("staff mode refused: %s", e)
-            ok = False
-        if ok:
-            self._pin_failures = 0
+        result = self.staff.submit(self.config.staff.pin_hash)
+        if result is PinResult.OPEN:
             self.notice = None
             log.info("staff mode opened")
             self._go(Step.STAFF)
             return
-        self._pin_failures += 1
-        log.warning("wrong staff PIN (%d in a row)", self._pin_failures)
-        if self._pin_failures >= self.timings.pin_attempts:
-            self._pin_failures = 0
-            self._pin_locked_until = now + self.timings.pin_lockout
-            self.notice = N_("Too many wrong PINs. Try again later.")
-        else:
-            self.notice = N_("Wrong PIN")
+        self.notice = LOCKED_OUT if result is PinResult.LOCKED else N_("Wrong PIN")
         self._changed("text")
 
     def staff_test_tap(self) -> Rating | None:
@@ -332,7 +258,7 @@ class KioskFlow:
         middle = self.recorder.scale.values[len(self.recorder.scale.values) // 2]
         try:
             rating = self.recorder.record(middle, comment=STAFF_TEST_COMMENT, test=True)
-        except (StoreError, sqlite3.Error) as e:
+        except StoreError as e:
             self.fault = str(e)
             log.error("staff test tap failed: %s", e)
             self._changed("text")
@@ -360,18 +286,18 @@ class KioskFlow:
         thanked = self.step is Step.THANKS and now - self._step_since >= self.timings.thanks
         if idle or thanked:
             self.reset()
-        elif self.step is Step.OUT_OF_ORDER and now >= self._next_recover:
+        elif self.step is Step.OUT_OF_ORDER and self._recover_timer.due():
             self._recover()
-        elif self.step is Step.STAFF and now >= self._next_status:
-            self._next_status = now + self.timings.status_refresh
+        elif self.step is Step.STAFF and self._status_timer.due():
             self._changed("status")
         if self.step in (Step.RATING, Step.SLEEP):
-            self._between_visitors(now)
+            self._between_visitors()
 
     def reset(self) -> None:
         """Back to the start for the next visitor: nothing of this visitor stays on screen."""
         self.rating = None
-        self.comment = self.contact = self.pin_entry = ""
+        self.comment = self.contact = ""
+        self.staff.clear()
         self.consent = False
         self.field = "comment"
         self.notice = None
@@ -381,75 +307,8 @@ class KioskFlow:
             return
         self._settle()
 
-    # --- inside -----------------------------------------------------------------------------------
-    def _settle(self) -> None:
-        self._go(Step.RATING if is_open(self.config.hours, self.clock.now()) else Step.SLEEP)
-
-    def _between_visitors(self, now: float) -> None:
-        if now >= self._next_config:
-            self._next_config = now + self.timings.config_check
-            self._reload_config()
-        if now >= self._next_disk:
-            self._next_disk = now + self.timings.disk_check
-            free = disk_free_mb(self.config.storage.path)
-            if free < MIN_FREE_MB:
-                self._fail(StoreError(f"only {free:.1f} MB free for {self.config.storage.path}"))
-                return
-        wanted = Step.RATING if is_open(self.config.hours, self.clock.now()) else Step.SLEEP
-        if wanted is not self.step:
-            self.reset()
-        if now >= self._next_outcomes:
-            self._next_outcomes = now + self.timings.outcomes_refresh
-            self._refresh_outcomes()
-        if now >= self._next_rotate:
-            self._next_rotate = now + self.timings.outcome_rotate
-            if len(self.outcomes) > 1:
-                self.outcome_index = (self.outcome_index + 1) % len(self.outcomes)
-                self._changed("outcome")
-
-    def _refresh_outcomes(self) -> None:
-        if self.store is None:
-            return
-        try:
-            items = self.store.outcomes()
-        except (StoreError, sqlite3.Error) as e:
-            log.warning("cannot read outcomes: %s", e)
-            return
-        if items != self.outcomes:
-            self.outcomes = items
-            self.outcome_index = 0
-            self._changed("outcome")
-
-    def _stat_config(self) -> tuple[int, ...] | None:
-        """The staff file's and central's overlay's (mtime, size): a change in either means reload."""
-        if self.config_path is None:
-            return None
-        stamp: list[int] = []
-        for path in (Path(self.config_path), central_overlay_path(self.config_path)):
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                stamp += [0, -1]  # no overlay (yet) is a state too: its removal is a change
-                continue
-            except OSError:
-                return None
-            stamp += [st.st_mtime_ns, st.st_size]
-        return tuple(stamp)
-
-    def _reload_config(self) -> None:
-        """A config push (central's overlay) or a staff edit; take it between visitors, keep the old one if bad."""
-        stamp = self._stat_config()
-        if stamp is None or stamp == self._config_stamp or self.config_path is None:
-            return
-        self._config_stamp = stamp
-        try:
-            new = load_config(self.config_path)
-        except ConfigError as e:
-            log.error("new config refused, keeping version %s: %s", self.config.version, e)
-            return
-        self.apply_config(new)
-
     def apply_config(self, new: DeviceConfig) -> None:
+        """Put ``new`` in force now (the caller makes sure no visitor is mid-way); a new store path is opened."""
         old_path = self.config.storage.path
         self.config = new
         try:
@@ -458,21 +317,43 @@ class KioskFlow:
                     self.store.close()
                 self.store = DeviceStore(new.storage.path)
             self.recorder = Recorder(self.store, new, clock=self.clock)
-        except (StoreError, sqlite3.Error) as e:
-            self._fail(e)
+        except StoreError as e:
+            self.fail(e)
             return
         log.info("config version %s in force", new.version)
-        self._warn_config(new)
+        warn_config(new, MAX_CHIPS)
         self.lang = self.default_language
         self._changed("config")
 
-    @staticmethod
-    def _warn_config(config: DeviceConfig) -> None:
-        for key in ("reasons_negative", "reasons_positive"):
-            reasons = getattr(config.survey, key)
-            if len(reasons) > MAX_CHIPS:
-                log.warning("survey.%s has %d reasons; the kiosk shows the first %d: %s", key, len(reasons),
-                            MAX_CHIPS, ", ".join(reasons[:MAX_CHIPS]))
+    def fail(self, error: Exception) -> None:
+        """The device cannot record: say so on screen instead of thanking the visitor, and log it."""
+        log.error("kiosk out of order, cannot record: %s", error)
+        self.fault = str(error)
+        self.rating = None
+        self._recover_timer.restart()
+        self._go(Step.OUT_OF_ORDER)
+
+    # --- inside -----------------------------------------------------------------------------------
+    def _settle(self) -> None:
+        self._go(Step.RATING if is_open(self.config.hours, self.clock.now()) else Step.SLEEP)
+
+    def _between_visitors(self) -> None:
+        if self._config_timer.due():
+            new = self._watch.reload(self.config)
+            if new is not None:
+                self.apply_config(new)
+        if self._disk_timer.due():
+            short = disk_short(self.config)
+            if short is not None:
+                self.fail(short)
+                return
+        wanted = Step.RATING if is_open(self.config.hours, self.clock.now()) else Step.SLEEP
+        if wanted is not self.step:
+            self.reset()
+        if self._outcomes_timer.due() and self.outcomes.refresh(self.store):
+            self._changed("outcome")
+        if self._rotate_timer.due() and self.outcomes.rotate():
+            self._changed("outcome")
 
     def _amend(self, **fields: str) -> bool:
         assert self.recorder is not None and self.rating is not None
@@ -481,36 +362,21 @@ class KioskFlow:
         except InvalidRating:
             log.exception("follow-up refused by the Recorder")
             return False
-        except (StoreError, sqlite3.Error) as e:
-            self._fail(e)
+        except StoreError as e:
+            self.fail(e)
             return False
         return True
 
-    def _fail(self, error: Exception) -> None:
-        """The device cannot record: say so on screen instead of thanking the visitor, and log it."""
-        log.error("kiosk out of order, cannot record: %s", error)
-        self.fault = str(error)
-        self.rating = None
-        self._next_recover = self.clock.monotonic() + self.timings.recover_every
-        self._go(Step.OUT_OF_ORDER)
-
     def _recover(self) -> None:
-        self._next_recover = self.clock.monotonic() + self.timings.recover_every
+        """Out of order: try the store again; back in service once it opens and checks whole."""
         try:
-            if disk_free_mb(self.config.storage.path) < MIN_FREE_MB:
-                raise StoreError(f"still no space for {self.config.storage.path}")
-            store = DeviceStore(self.config.storage.path)
-            check = store.integrity_check()
-            if check != "ok":
-                store.close()
-                raise StoreError(f"integrity check of {self.config.storage.path}: {check}")
-            recorder = Recorder(store, self.config, clock=self.clock)
-        except (StoreError, sqlite3.Error) as e:
+            recorder = reopen(self.config, self.clock)
+        except StoreError as e:
             log.warning("still out of order: %s", e)
             return
-        old, self.store, self.recorder = self.store, store, recorder
+        old, self.store, self.recorder = self.store, recorder.store, recorder
         if old is not None:
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(StoreError):
                 old.close()
         log.info("store usable again; back in service")
         self.fault = None

@@ -109,7 +109,7 @@ def walk(flow: KioskFlow, lang: str) -> Iterator[Shot]:
     _speak(flow, lang)
     yield Shot(f"staff-{lang}", ("Personalläge", "Kö att skicka") if sv else ("Staff mode", "Backlog"))
     flow.leave_staff()
-    flow._fail(StoreError("sample fault: the disk is full"))
+    flow.fail(StoreError("sample fault: the disk is full"))
     _speak(flow, lang)
     yield Shot(f"out_of_order-{lang}", ("Ur funktion",) if sv else ("Out of order",))
     flow.fault = None

@@ -6,7 +6,6 @@ The kiosk never talks to the network; the broker state here is what the sync age
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -62,7 +61,7 @@ def staff_status(config: DeviceConfig, store: DeviceStore | None, now: datetime,
                 + (f", oldest {backlog.oldest_unsent_ts}" if backlog.oldest_unsent_ts else ""),
                 warn=backlog.undelivered > 0 and backlog.oldest_unsent_ts is not None
                 and (now - parse_utc(backlog.oldest_unsent_ts)).total_seconds() > 300))
-        except (StoreError, sqlite3.Error) as e:
+        except StoreError as e:
             lines.append(StatusLine(N_("Backlog"), f"cannot read the store: {e}", warn=True))
     if agent is None:
         lines.append(StatusLine(N_("Broker"), "sync agent has not reported yet", warn=True))
@@ -78,7 +77,7 @@ def staff_status(config: DeviceConfig, store: DeviceStore | None, now: datetime,
         lines.append(StatusLine(N_("Agent report"), _age(updated or None, now), warn=stale))
     try:
         space = store.space() if store is not None else None
-    except (StoreError, sqlite3.Error, OSError):
+    except StoreError:
         space = None
     if space is not None:  # the store's own view: the tighter of the disk and its size cap
         lines.append(StatusLine(N_("Disk free"), f"{space.free_mb:,.0f} MB" + (" (store cap)" if space.capped else "")

@@ -6,6 +6,11 @@ other shows the identifier as words, so a new reason works before its translatio
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from device.config import HoursConfig
+from device.hours import next_change
 from kiosk_ui.i18n import N_
 
 REASON_LABELS: dict[str, str] = {
@@ -38,3 +43,19 @@ NPS_HIGH = N_("Extremely likely")
 def reason_label(reason: str) -> str:
     """The msgid for a reason chip (translate it with the visitor's language)."""
     return REASON_LABELS.get(reason, reason.replace("_", " ").capitalize())
+
+
+def opening_time(hours: HoursConfig, now: datetime, lang: str) -> str | None:
+    """When a closed kiosk opens again, in the site's local time: "08:00" today, else "Wednesday 08:00"."""
+    change = next_change(hours, now)
+    if change is None:
+        return None
+    from babel.dates import format_datetime
+
+    tz = ZoneInfo(hours.timezone)
+    local = change.astimezone(tz)
+    same_day = local.date() == now.astimezone(tz).date()
+    try:
+        return str(format_datetime(local, "HH:mm" if same_day else "EEEE HH:mm", locale=lang))
+    except ValueError:  # a language Babel does not know
+        return local.strftime("%H:%M" if same_day else "%a %H:%M")

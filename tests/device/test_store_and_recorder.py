@@ -157,6 +157,15 @@ def test_a_store_that_went_away_raises_store_error_not_a_raw_sqlite_error(rec):
         rec.record(3)
 
 
+def test_every_sqlite_error_leaves_the_store_as_store_error(rec):
+    rec.store.close()
+    for call in (rec.store.backlog, rec.store.all_ratings, rec.store.outcomes, rec.store.space,
+                 lambda: rec.store.next_batch(5), lambda: rec.store.requeue(), rec.store.integrity_check):
+        with pytest.raises(StoreError) as caught:
+            call()
+        assert isinstance(caught.value, OSError) and isinstance(caught.value.__cause__, sqlite3.Error)
+
+
 def test_seq_is_never_reused_after_every_row_was_pruned(rec, clock):
     from datetime import timedelta
 

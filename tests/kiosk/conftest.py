@@ -10,7 +10,6 @@ import atexit
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,12 +188,12 @@ class Kiosk:
         for _ in range(taps):
             self.touch_at(5, Window.height - 5)
 
-    def tick(self, seconds: float = 0.0) -> None:
-        """Let the fake clock move, then run frames until the app's own timer has ticked the flow a few times."""
+    def tick(self, seconds: float = 0.0, ticks: int = 2) -> None:
+        """Let the fake clock move, then run frames until the app's own timer has ticked the flow ``ticks`` times
+        (each sees the new time: the clock moves between frames, on this thread)."""
         self.device.clock.advance(seconds)
-        end = time.monotonic() + 0.06
-        while time.monotonic() < end:
-            self.pump(1)
+        start = self.app.ticks
+        self.wait(lambda: self.app.ticks >= start + ticks, f"{ticks} ticks of the app's timer")
 
 
 @pytest.fixture
