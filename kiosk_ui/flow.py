@@ -80,7 +80,7 @@ class KioskFlow:
         self._last_touch = self._step_since = self.clock.monotonic()
         try:
             if self.store is None:
-                self.store = DeviceStore(config.storage.path)
+                self.store = DeviceStore(config.storage.path, clock=self.clock)
             self.recorder = Recorder(self.store, config, clock=self.clock)
         except StoreError as e:
             self.fail(e)
@@ -315,7 +315,7 @@ class KioskFlow:
             if self.store is None or new.storage.path != old_path:
                 if self.store is not None:
                     self.store.close()
-                self.store = DeviceStore(new.storage.path)
+                self.store = DeviceStore(new.storage.path, clock=self.clock)
             self.recorder = Recorder(self.store, new, clock=self.clock)
         except StoreError as e:
             self.fail(e)

@@ -105,7 +105,7 @@ def reopen(config: DeviceConfig, clock: Clock) -> Recorder:
     """Out of order: open the store afresh and check it whole; raises :class:`StoreError` while it is not usable."""
     if disk_free_mb(config.storage.path) < MIN_FREE_MB:
         raise StoreError(f"still no space for {config.storage.path}")
-    store = DeviceStore(config.storage.path)
+    store = DeviceStore(config.storage.path, clock=clock)
     check = store.integrity_check()
     if check != "ok":
         store.close()

@@ -73,8 +73,8 @@ class SyncAgent:
                  rng: random.Random | None = None,
                  settings: BrokerSettings | None = None) -> None:
         self.config = config
-        self.store = store or DeviceStore(config.storage.path, synchronous="NORMAL")
         self.clock: Clock = clock or SystemClock()
+        self.store = store or DeviceStore(config.storage.path, synchronous="NORMAL", clock=self.clock)
         self.settings = settings or BrokerSettings.from_url(
             config.broker.url, username=config.broker.username, ca_file=config.broker.ca_file,
             cert_file=config.broker.cert_file, key_file=config.broker.key_file,
