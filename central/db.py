@@ -94,6 +94,10 @@ class Database:
         """True if a write transaction can start now (a cheap probe; nothing is written)."""
         raise NotImplementedError
 
+    def is_outage(self, error: BaseException) -> bool:
+        """The database being unavailable (locked, gone), as opposed to refusing one statement's data."""
+        return isinstance(error, StoreError)
+
     def close(self) -> None: ...
 
 
@@ -101,9 +105,10 @@ class SqliteDatabase(Database):
     dialect = "sqlite"
     serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
         super().__init__()
         self.path = Path(path)
+        self.busy_ms = int(busy_timeout * 1000)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
@@ -112,7 +117,7 @@ class SqliteDatabase(Database):
             raise StoreError(f"cannot open the SQLite database {self.path}: {e}") from None
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self.conn.execute(f"PRAGMA busy_timeout={self.busy_ms}")
 
     def _begin(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks between workers
@@ -133,7 +138,10 @@ class SqliteDatabase(Database):
             except sqlite3.Error:
                 return False
             finally:
-                self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                self.conn.execute(f"PRAGMA busy_timeout={self.busy_ms}")
+
+    def is_outage(self, error: BaseException) -> bool:
+        return isinstance(error, StoreError | sqlite3.OperationalError)  # locked, busy, disk I/O, cannot open
 
     def _run(self, sql: str, params: Sequence[Any]) -> tuple[list[dict[str, Any]], int]:
         cur = self.conn.execute(sql, tuple(params))
@@ -154,8 +162,9 @@ class PostgresDatabase(Database):
     dialect = "postgresql"
     serial = "BIGSERIAL PRIMARY KEY"
 
-    def __init__(self, url: str, schema: str | None = None) -> None:
+    def __init__(self, url: str, schema: str | None = None, *, busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
         super().__init__()
+        self.lock_ms = int(busy_timeout * 1000)
         if schema is not None and not _IDENT.match(schema):
             raise StoreError(f"PostgreSQL schema {schema!r}: use lower-case letters, digits and _")
         self.schema = schema
@@ -171,6 +180,7 @@ class PostgresDatabase(Database):
             conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10)
         except psycopg.OperationalError as e:
             raise StoreError(f"cannot connect to PostgreSQL: {str(e).strip().splitlines()[0]}") from None
+        conn.execute(f"SET lock_timeout = {int(self.lock_ms)}")  # a lock held longer is an outage: back off
         if self.schema:
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
             conn.execute(f"SET search_path TO {self.schema}")
@@ -216,6 +226,12 @@ class PostgresDatabase(Database):
             except Exception:
                 return False
 
+    def is_outage(self, error: BaseException) -> bool:
+        import psycopg
+
+        # OperationalError covers a lost or refused connection and LockNotAvailable (lock_timeout)
+        return isinstance(error, StoreError | psycopg.OperationalError | psycopg.InterfaceError)
+
     def drop_schema(self) -> None:
         """Remove this store's schema and everything in it (tests)."""
         if self.schema:
@@ -238,8 +254,10 @@ def _pg_sql(sql: str) -> str:
     return out
 
 
-def open_database(target: str | Path, schema: str | None = None) -> Database:
-    """A SQLite file path, or a ``postgresql://`` URL."""
+def open_database(target: str | Path, schema: str | None = None, *,
+                  busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> Database:
+    """A SQLite file path, or a ``postgresql://`` URL. ``busy_timeout``: seconds a write waits for another
+    writer's lock before it fails (SQLite ``busy_timeout``, PostgreSQL ``lock_timeout``)."""
     if is_postgres_url(target):
-        return PostgresDatabase(str(target), schema=schema)
-    return SqliteDatabase(target)
+        return PostgresDatabase(str(target), schema=schema, busy_timeout=busy_timeout)
+    return SqliteDatabase(target, busy_timeout=busy_timeout)

@@ -7,7 +7,8 @@ messages) and acknowledges each message to the broker. Nothing is acknowledged b
 
 When a commit fails, whose fault is it? Parsing never fails here (:func:`central.ingest.check_message` turns
 any payload into rows or a rejection reason), so a failure is the store's — or one message the store cannot
-take. The store is asked whether it can write at all:
+take. An error that says so (a lock wait that timed out, a lost connection) or a store that cannot start a write
+transaction means an outage:
 
 - it cannot (locked, server down): everything stays pending and unacknowledged, and the flush is tried again
   after a backoff (capped at ``retry_max``, so ingest resumes within that of the store's return). The broker
@@ -51,13 +52,15 @@ class Intake:
     :meth:`flush` from its loop."""
 
     def __init__(self, commit: Commit, ack: Callable[[Inbound], None], dead_letter: Callable[[Inbound, str], None],
-                 writable: Callable[[], bool], *, max_messages: int = 200, max_tries: int = 3,
+                 writable: Callable[[], bool], *, outage: Callable[[BaseException], bool] = lambda e: False,
+                 max_messages: int = 200, max_tries: int = 3,
                  retry_min: float = 0.05, retry_max: float = 1.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.commit = commit
         self.ack = ack
         self.dead_letter = dead_letter
         self.writable = writable
+        self.outage = outage
         self.max_messages = max_messages
         self.max_tries = max_tries
         self.retry_min = retry_min
@@ -111,7 +114,7 @@ class Intake:
 
     def _isolate(self, batch: list[Inbound], error: Exception) -> int:
         """A failed batch: wait for a store that cannot write; else find the message(s) it cannot take."""
-        if not self._can_write():
+        if self.outage(error) or not self._can_write():
             self._back_off(error)
             return 0
         finished = 0
@@ -119,6 +122,9 @@ class Intake:
             try:
                 after = self.commit([m])
             except Exception as e:
+                if self.outage(e):
+                    self._back_off(e)
+                    return finished
                 m.tries += 1
                 if m.tries < self.max_tries:
                     continue

@@ -72,7 +72,8 @@ class CentralService(BackgroundService):
                                on_message=self._on_message, clean_start=False, session_expiry=session_expiry,
                                manual_ack=True, name="central")
         self.on_alert: list[Callable[[dict[str, Any]], None]] = []
-        self.intake = Intake(self._commit, self._ack, self._dead_letter, store.writable, max_messages=max_batch)
+        self.intake = Intake(self._commit, self._ack, self._dead_letter, store.writable, outage=store.is_outage,
+                             max_messages=max_batch)
         self.messages = 0
         self._org: tuple[int, Org] = (-1, Org())
         self._book: tuple[int, RuleBook] = (-1, RuleBook())

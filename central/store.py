@@ -34,9 +34,9 @@ class AlertMessage:
 class CentralStore(IngestStore):
     """``CentralStore("central.db")`` or ``CentralStore("postgresql://user@host/db", schema="smileloop")``."""
 
-    def __init__(self, target: str | Path, *, schema: str | None = None) -> None:
+    def __init__(self, target: str | Path, *, schema: str | None = None, busy_timeout: float = 10.0) -> None:
         self.target = target
-        self.db: Database = open_database(target, schema=schema)
+        self.db: Database = open_database(target, schema=schema, busy_timeout=busy_timeout)
         self.path = Path(target) if self.db.dialect == "sqlite" else None
         migrate(self.db)
 
@@ -188,6 +188,10 @@ class CentralStore(IngestStore):
         rows = self.db.query("SELECT id, url, payload FROM deliveries WHERE contact = 'mqtt' AND state = 'pending' "
                              "ORDER BY created_at LIMIT ?", (limit,))
         return [AlertMessage(r["id"], r["url"].removeprefix("mqtt:"), r["payload"]) for r in rows]
+
+    def is_outage(self, error: BaseException) -> bool:
+        """Is ``error`` the store being unavailable (locked, connection lost) rather than one row it refuses?"""
+        return self.db.is_outage(error)
 
     def writable(self) -> bool:
         """Can the store take a write now? (Ingest asks this after a failed commit: the store's fault, or the
