@@ -29,6 +29,7 @@ from smileloop.mosquitto import Mosquitto
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 BENCH_SITE = "bench"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class BenchError(RuntimeError):
@@ -86,49 +87,70 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def pids_named(comm: str) -> list[int]:
+    """Processes whose command name is ``comm`` (e.g. every PostgreSQL backend), from /proc."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if (d / "comm").read_text().strip() == comm:
+                    out.append(int(d.name))
+            except OSError:
+                continue
+    return out
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields) - idle) / CLK_TCK, sum(fields) / CLK_TCK
+
+
 class CpuMeter:
     """CPU seconds used by some processes between ``start()`` and ``stop()``."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: dict[str, int], groups: dict[str, str] | None = None) -> None:
         self.pids = pids
+        self.groups = groups or {}  # name → command name: all such processes together (e.g. "postgres")
         self._t0 = 0.0
         self._c0: dict[str, float] = {}
+        self._g0: dict[str, dict[int, float]] = {}
+        self._m0 = (0.0, 0.0)
         self.result: dict[str, float] = {}
 
     def start(self) -> CpuMeter:
         self._t0 = time.monotonic()
         self._c0 = {k: cpu_seconds(p) for k, p in self.pids.items()}
+        self._g0 = {k: {p: cpu_seconds(p) for p in pids_named(comm)} for k, comm in self.groups.items()}
+        self._m0 = machine_busy()
         return self
 
     def stop(self) -> dict[str, float]:
+        """CPU seconds and % of one core per process (a group: processes that started meanwhile count whole,
+        ones that ended meanwhile are missed), and the machine's busy share of all its cores."""
         wall = time.monotonic() - self._t0
-        self.result = {"wall_s": wall}
-        for k, p in self.pids.items():
-            used = cpu_seconds(p) - self._c0[k]
+        busy, total = machine_busy()
+        self.result = {"wall_s": wall, "machine_busy_pct": 100 * (busy - self._m0[0]) / max(total - self._m0[1], 1e-9)}
+        used_by = {k: cpu_seconds(p) - self._c0[k] for k, p in self.pids.items()}
+        for k, comm in self.groups.items():
+            used_by[k] = sum(cpu_seconds(p) - self._g0[k].get(p, 0.0) for p in pids_named(comm))
+        for k, used in used_by.items():
             self.result[f"{k}_cpu_s"] = used
             self.result[f"{k}_cpu_pct"] = 100 * used / wall if wall else 0.0
         return self.result
 
 
-# --- central as its own process ------------------------------------------------------------------
-class CentralProcess:
-    """``python -m smileloop central`` on a private broker; ``ready()`` proves it stores and receipts."""
+# --- central (or the bare subscriber) as its own process ------------------------------------------
+class ServiceProcess:
+    """A subscriber in its own process, its output in ``log``; ``stop()`` sends SIGTERM, then SIGKILL."""
 
-    def __init__(self, broker_url: str, db: Path, *, client_id: str | None = None, share_group: str | None = None,
-                 notify: Sequence[str] = (), log: Path | None = None, profile: Path | None = None) -> None:
-        self.broker_url = broker_url
-        self.db = db
-        self.client_id = client_id or f"central-{uuid.uuid4().hex[:8]}"
-        prof = ["-m", "cProfile", "-o", str(profile)] if profile else []  # written when central exits on SIGTERM
-        cmd = [sys.executable, *prof, "-m", "smileloop", "central", "--broker", broker_url, "--db", str(db),
-               "--client-id", self.client_id]
-        if share_group:
-            cmd += ["--share-group", share_group]
-        for url in notify:
-            cmd += ["--notify", url]
-        self.log = log or db.with_suffix(f".{self.client_id}.log")
+    def __init__(self, cmd: list[str], log: Path) -> None:
+        self.log = log
+        # The repository on the path, so ``-m bench.…`` starts from any working directory.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
     @property
     def pid(self) -> int:
@@ -142,6 +164,41 @@ class CentralProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+class CentralProcess(ServiceProcess):
+    """``python -m smileloop central`` on a private broker, storing into a SQLite file or (``db`` a
+    ``postgresql://`` URL) PostgreSQL under ``schema``; :func:`probe_central` proves it stores and receipts."""
+
+    def __init__(self, broker_url: str, db: Path | str, *, client_id: str | None = None,
+                 share_group: str | None = None, notify: Sequence[str] = (), log: Path | None = None,
+                 profile: Path | None = None, schema: str | None = None) -> None:
+        self.broker_url = broker_url
+        self.db = db
+        self.client_id = client_id or f"central-{uuid.uuid4().hex[:8]}"
+        prof = ["-m", "cProfile", "-o", str(profile)] if profile else []  # written when central exits on SIGTERM
+        cmd = [sys.executable, *prof, "-m", "smileloop", "central", "--broker", broker_url, "--db", str(db),
+               "--client-id", self.client_id]
+        if schema:
+            cmd += ["--schema", schema]
+        if share_group:
+            cmd += ["--share-group", share_group]
+        for url in notify:
+            cmd += ["--notify", url]
+        if log is None:
+            if isinstance(db, Path):
+                log = db.with_suffix(f".{self.client_id}.log")
+            else:
+                raise BenchError("a central storing into PostgreSQL needs a log path")
+        super().__init__(cmd, log)
+
+
+class BareProcess(ServiceProcess):
+    """:mod:`bench.bare_subscriber` in its own process: store and receipt, nothing else (the drain's baseline)."""
+
+    def __init__(self, broker_url: str, db: Path) -> None:
+        super().__init__([sys.executable, "-m", "bench.bare_subscriber", "--broker", broker_url, "--db", str(db)],
+                         db.with_suffix(".log"))
 
 
 def probe_central(broker_url: str, timeout: float = 20.0, device: str | None = None) -> float:
@@ -183,9 +240,15 @@ def _host_port(url: str) -> tuple[str, int]:
 _TS = datetime(2026, 11, 24, 9, 0, tzinfo=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def wire_rating(seq: int, value: int = 4, location: str = "exit") -> dict[str, Any]:
-    """One rating in the wire form of docs/PROTOCOL.md, with a fresh UUID."""
-    return {"id": str(uuid.uuid4()), "seq": seq, "ts": _TS, "scale": "smiley4", "value": value,
+def now_iso() -> str:
+    """The wall clock now, as ratings carry it: stamps central takes as live traffic, not a late backlog."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def wire_rating(seq: int, value: int = 4, location: str = "exit", ts: str = _TS) -> dict[str, Any]:
+    """One rating in the wire form of docs/PROTOCOL.md, with a fresh UUID; ``ts`` defaults to a fixed old
+    time (central files ratings that arrive more than 15 minutes late in a backlog summary)."""
+    return {"id": str(uuid.uuid4()), "seq": seq, "ts": ts, "scale": "smiley4", "value": value,
             "location": location, "reason": None, "boot": "bench-boot", "mono": 1000.0 + seq / 1000}
 
 

@@ -52,3 +52,10 @@ def quantiles(values: Sequence[float], points: int = 101) -> list[float]:
     if not values:
         return []
     return [percentile(values, 100 * i / (points - 1)) for i in range(points)]
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median, min and max of per-repeat figures: what a ratio is reported with."""
+    if not values:
+        return {"median": float("nan"), "min": float("nan"), "max": float("nan")}
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
