@@ -15,8 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from central.errors import OrgError
-from device.config import HoursConfig, parse_config
-from device.errors import ConfigError
+from device.hours import HoursConfig, HoursError, parse_hours
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _QUIET = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
@@ -157,10 +156,9 @@ def _site(sid: str, raw: Any) -> Site:
     if "timezone" in raw:
         hours_raw.setdefault("timezone", raw["timezone"])
     try:
-        hours = parse_config({"device": {"id": "x", "site": "x", "location": "x"}, "hours": hours_raw},
-                             path=where).hours
-    except ConfigError as e:
-        raise OrgError(str(e)) from None
+        hours = parse_hours(hours_raw)
+    except HoursError as e:
+        raise OrgError(f"{where}: hours.{e.key}: {e.problem}") from None
     locations: dict[str, Location] = {}
     raw_locs = raw.get("locations", {})
     if not isinstance(raw_locs, dict):

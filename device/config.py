@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from device.errors import ConfigError
+from device.hours import WEEKDAYS, HoursConfig, HoursError, parse_hours
 from device.scales import SCALES
 
 log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_HOURS = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
 
 @dataclass(frozen=True)
@@ -44,14 +43,6 @@ class SurveyConfig:
     response_interval: float = 3.0  # seconds; a tap sooner than this after the last is flagged "repeat"
     idle_reset: float = 20.0  # seconds without a touch before the kiosk returns to the start
     ask_contact: bool = True
-
-
-@dataclass(frozen=True)
-class HoursConfig:
-    """Opening hours in the site's time zone; an empty table means always open."""
-
-    timezone: str = "UTC"
-    weekly: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -250,31 +241,11 @@ def parse_config(data: dict[str, Any], path: str = "<config>", base: Path | None
         reconnect_max=r.positive(sy, "sync", "reconnect_max", sd.reconnect_max),
     )
 
-    h = r.section("hours", {"timezone", *_WEEKDAYS})
-    tz = r.get(h, "hours", "timezone", str, "UTC")
+    h = r.section("hours", {"timezone", *WEEKDAYS})
     try:
-        from zoneinfo import ZoneInfo
-
-        ZoneInfo(tz)
-    except Exception:
-        raise ConfigError(path, "hours.timezone", f"{tz!r} is not a known IANA time zone") from None
-    weekly: dict[str, tuple[tuple[str, str], ...]] = {}
-    for day in _WEEKDAYS:
-        spans = r.get(h, "hours", day, (str, list))
-        if spans is None:
-            continue
-        items = [spans] if isinstance(spans, str) else spans
-        parsed = []
-        for item in items:
-            if item == "closed":
-                continue
-            m = _HOURS.match(item) if isinstance(item, str) else None
-            if not m or item[:5] >= item[6:]:
-                raise ConfigError(path, f"hours.{day}",
-                                  f"{item!r} must look like '08:00-20:00' (start before end) or 'closed'")
-            parsed.append((item[:5], item[6:]))
-        weekly[day] = tuple(parsed)
-    hours = HoursConfig(timezone=tz, weekly=weekly)
+        hours = parse_hours(h)
+    except HoursError as e:
+        raise ConfigError(path, f"hours.{e.key}", e.problem) from None
 
     staff_t = r.section("staff", {"pin_hash"})
     staff = StaffConfig(pin_hash=r.get(staff_t, "staff", "pin_hash", str))

@@ -9,8 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from device.config import HoursConfig
-from device.hours import next_change
+from device.hours import HoursConfig, next_change
 from kiosk_ui.i18n import N_
 
 REASON_LABELS: dict[str, str] = {
