@@ -351,8 +351,10 @@ def pg_available() -> str | None:
 
 
 def _scenario(workdir: Path, *, devices: int, backlog: int, workers: int, timeout: float,
-              prefix: str, one_conn: bool = False, postgres: bool = False) -> dict[str, Any]:
+              prefix: str, one_conn: bool = False, postgres: bool = False,
+              profile: bool = False) -> dict[str, Any]:
     shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
     schema = f"bench_fleet_{os.getpid()}_{prefix}" if postgres else None
     db: Path | str = PG_URL if postgres else workdir / "central.db"
     try:
@@ -362,7 +364,8 @@ def _scenario(workdir: Path, *, devices: int, backlog: int, workers: int, timeou
             try:
                 for k in range(workers):  # one after the other: the first creates the schema
                     centrals.append(harness.CentralProcess(b.url, db, client_id=f"central-{k}", share_group=group,
-                                                           schema=schema, log=workdir / f"central-{k}.log"))
+                                                           schema=schema, log=workdir / f"central-{k}.log",
+                                                           profile=workdir / f"central-{k}.prof" if profile else None))
                     harness.probe_central(b.url)
                 fleet = Fleet(b.url, devices, backlog, prefix=prefix, broker_pid=b.proc.pid if b.proc else None)
                 pids = {f"central{k}": c.pid for k, c in enumerate(centrals)}
@@ -444,4 +447,20 @@ def run(workdir: Path, *, devices: int, backlog: int, repeats: int, timeout: flo
     out["safe"] = all(out[k]["lost"] == 0 and out[k]["duplicated"] == 0 and not out[k]["timed_out"] for k in rows)
     out["met"] = out["safe"] and out["fleet2_vs_fleet1"] >= TARGET_TWO_WORKERS
     out["repeats_detail"] = rows
+    return out
+
+
+def profile(workdir: Path, *, devices: int, backlog: int, timeout: float = 120.0) -> dict[str, str]:
+    """The two-worker scenario again with each worker under cProfile (written when it stops): where a worker's
+    wall time goes — its own work, waiting on PostgreSQL (psycopg ``wait``), waiting on the broker (``select``)."""
+    from bench.profiles import top
+
+    postgres = pg_available() is None
+    work = workdir / "profile-fleet2"
+    _scenario(work, devices=devices, backlog=backlog, workers=2, timeout=timeout, prefix="prof",
+              postgres=postgres, profile=True)
+    out = {}
+    for k in range(2):
+        prof = work / f"central-{k}.prof"
+        out[f"worker_{k}"] = top(prof, 16) if prof.exists() else "(no profile written)"
     return out

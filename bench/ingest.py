@@ -217,3 +217,35 @@ def run(workdir: Path, *, messages: int, batch: int = 100, repeats: int = 3) -> 
 def _verdict(out: dict[str, Any]) -> None:
     figures = [out[k]["vs_raw"] for k in ("sqlite_burst", "postgres_burst") if "vs_raw" in (out.get(k) or {})]
     out["met"] = len(figures) == 2 and all(v >= TARGET_VS_RAW for v in figures)
+
+
+def profile(workdir: Path, *, messages: int) -> dict[str, str]:
+    """Where central's time goes in the burst path (cProfile, top by own time), SQLite and PostgreSQL."""
+    import cProfile
+
+    from bench.profiles import top
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    out: dict[str, str] = {}
+    for key in ("sqlite_burst", "postgres_burst"):
+        try:
+            store = central_store(workdir / "profile.db" if key == "sqlite_burst" else PG_URL,
+                                  None if key == "sqlite_burst" else f"bench_prof_{os.getpid()}_{uuid.uuid4().hex[:6]}")
+        except Exception as e:
+            out[key] = f"(not profiled: {type(e).__name__}: {e})"
+            continue
+        if store is None:
+            continue
+        try:
+            service = CentralService(store, BrokerSettings.from_url("mqtt://127.0.0.1:1"), client_id="bench-prof")
+            msgs = _messages(messages, 100, f"prof-{key}")
+            prof = cProfile.Profile()
+            prof.enable()
+            for i in range(0, len(msgs), BURST):
+                service.handle_many([(t, p) for t, p, _ in msgs[i:i + BURST]], defer_windows=True)
+            service.flush_windows()
+            prof.disable()
+            out[key] = top(prof, 18) + "\n\nby cumulative time:\n" + top(prof, 22, sort="cumtime")
+        finally:
+            _drop(store)
+    return out

@@ -51,8 +51,8 @@ class Sizes:
 MODES = {
     # the smallest configuration: seconds, for the smoke test; no Kivy, no profiles
     "smoke": Sizes(2, 20, 300, 1, 0.5, 60.0, 3, 10, 5, 1, 3, 1, 0, 0, 0),
-    "quick": Sizes(5, 200, 3_000, 2, 2.0, 20.0, 30, 200, 10, 2, 10, 3, 1, 10, 3_000),
-    "full": Sizes(9, 1_000, 100_000, 2, 10.0, 90.0, 200, 2_000, 10, 2, 100, 3, 3, 50, 20_000),
+    "quick": Sizes(5, 200, 3_000, 2, 2.0, 20.0, 30, 200, 10, 2, 20, 3, 1, 10, 3_000),
+    "full": Sizes(9, 1_000, 100_000, 3, 10.0, 90.0, 200, 2_000, 10, 3, 100, 3, 3, 50, 20_000),
 }
 
 
@@ -131,6 +131,12 @@ def _profiles(results: dict[str, Any], sizes: Sizes, work: Path) -> dict[str, An
     if d.get("met") is False or a.get("met") is False:
         out["drain"] = drain.profile(work / "profile-drain", ratings=sizes.profile_ratings,
                                      max_s=min(60.0, sizes.drain_max_s))
+    i = results.get("ingest") or {}
+    if i.get("met") is False:
+        out["ingest"] = ingest.profile(work / "profile-ingest", messages=max(20, sizes.profile_ratings // 100))
+    f = results.get("fleet") or {}
+    if f.get("met") is False:
+        out["fleet"] = fleet.profile(work / "profile-fleet", devices=sizes.fleet_devices, backlog=sizes.fleet_backlog)
     return out
 
 
@@ -143,7 +149,8 @@ def run_suite(mode: str, *, only: tuple[str, ...] = (), workdir: Path | None = N
     tmp = Path(tempfile.mkdtemp(prefix="smileloop-bench-", dir=workdir))
     started = time.monotonic()
     results: dict[str, Any] = {
-        "mode": mode, "command": f"python -m bench --{mode}" + (f" --only {','.join(only)}" if only else ""),
+        "mode": mode, "only": list(only),
+        "command": f"python -m bench --size {mode}" + (f" --only {','.join(only)}" if only else ""),
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(), "sizes": asdict(sizes),
     }
     try:
@@ -176,16 +183,22 @@ def _line(name: str, r: dict[str, Any]) -> str:
         return f"ERROR {r['error']}"
     if "unavailable" in r:
         return f"not measured: {r['unavailable']}"
-    picks = {"tap": ("p50_ratio", "met"), "drain": ("drain_rps", "vs_raw", "vs_naive", "met"),
+    picks = {"tap": ("p50_ratio", "met"), "drain": ("drain_rps", "bare_rps", "vs_bare", "fresh_vs_bare", "met"),
              "alert": ("p99_ratio_webhook", "met"), "fleet": ("fleet1_vs_single", "fleet2_vs_fleet1", "met"),
-             "ingest": (), "footprint": ("ratios",), "kiosk": ("tap_ms",)}
-    return ", ".join(f"{k}={r.get(k)!r:.60}" for k in picks.get(name, ()) if k in r) or "done"
+             "ingest": ("met",), "footprint": ("ratios",), "kiosk": ("tap_ms",)}
+    line = ", ".join(f"{k}={r.get(k)!r:.60}" for k in picks.get(name, ()) if k in r)
+    if name == "ingest":
+        line += "".join(f", {k}={r[k]['vs_raw']:.3g}" for k in ("sqlite_burst", "postgres_burst")
+                        if "vs_raw" in (r.get(k) or {}))
+    return line or "done"
 
 
 def save(results: dict[str, Any], out_dir: Path, plots_dir: Path | None, doc: Path | None) -> list[Path]:
     """results/<mode>.json and .md, the plots, and (``doc``) the generated region of docs/BENCHMARKS.md."""
     out_dir.mkdir(parents=True, exist_ok=True)
     mode = results["mode"]
+    if results.get("only"):  # a subset never overwrites the results of a whole run
+        mode += "-" + "-".join(results["only"])
     slim = {k: ({kk: vv for kk, vv in v.items() if kk != "traceback"} if isinstance(v, dict) else v)
             for k, v in results.items()}
     written = [out_dir / f"{mode}.json", out_dir / f"{mode}.md"]

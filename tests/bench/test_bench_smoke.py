@@ -27,10 +27,13 @@ def test_smoke_suite_runs_every_benchmark_and_writes_results(tmp_path: Path) -> 
     assert results["tap"]["raw_ms"]["n"] == results["tap"]["recorder_ms"]["n"] > 0
     drain = results["drain"]
     assert drain["lost"] == 0 and drain["duplicated"] == 0 and drain["drain_rps"] > 0
+    assert drain["bare_rps"] > 0 and drain["vs_bare"] > 0 and drain["fresh_rps"] > 0  # the baseline ran too
     assert results["alert"]["webhook_ms"]["n"] == 3
     for run in ("single", "fleet1", "fleet2"):
         assert results["fleet"][run]["lost"] == 0 and results["fleet"][run]["duplicated"] == 0
     assert results["ingest"]["sqlite"]["central_rps"] > 0
+    assert results["ingest"]["sqlite_burst"]["vs_raw"] > 0
+    assert results["fleet"]["fleet2_vs_fleet1"] > 0
 
     written = save(results, tmp_path / "out", tmp_path / "plots", tmp_path / "BENCHMARKS.md")
     names = {p.name for p in written}
