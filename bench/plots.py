@@ -106,8 +106,10 @@ def fleet(r: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-INGEST_NAMES = {"sqlite_burst": "SQLite,\nbursts of 20", "sqlite": "SQLite,\n1 msg/handle",
+INGEST_NAMES = {"sqlite_burst": "SQLite,\nbursts of 20", "sqlite_burst_late": "SQLite, bursts,\nlate stamps",
+                "sqlite": "SQLite,\n1 msg/handle",
                 "sqlite_single": "SQLite, 1/msg,\n1 msg/handle", "postgres_burst": "PostgreSQL,\nbursts of 20",
+                "postgres_burst_late": "PostgreSQL, bursts,\nlate stamps",
                 "postgres": "PostgreSQL,\n1 msg/handle", "postgres_single": "PostgreSQL, 1/msg,\n1 msg/handle"}
 
 

@@ -30,9 +30,12 @@ def _ok(r: dict[str, Any]) -> bool:
 
 
 INGEST_LABELS = {
-    "sqlite_burst": "SQLite, bursts of 20 × 100/msg (handle_many)", "sqlite": "SQLite, 100/msg, one per handle",
+    "sqlite_burst": "SQLite, bursts of 20 × 100/msg (handle_many), fresh stamps",
+    "sqlite_burst_late": "SQLite, the same with late stamps (backlog summary, no per-rating alerts)",
+    "sqlite": "SQLite, 100/msg, one per handle",
     "sqlite_single": "SQLite, 1/msg, one per handle",
-    "postgres_burst": "PostgreSQL, bursts of 20 × 100/msg (handle_many)",
+    "postgres_burst": "PostgreSQL, bursts of 20 × 100/msg (handle_many), fresh stamps",
+    "postgres_burst_late": "PostgreSQL, the same with late stamps (backlog summary, no per-rating alerts)",
     "postgres": "PostgreSQL, 100/msg, one per handle", "postgres_single": "PostgreSQL, 1/msg, one per handle",
 }
 
@@ -96,7 +99,7 @@ def summary_rows(res: dict[str, Any]) -> list[list[str]]:
     if isinstance(i, dict) and "error" not in i:
         for k, label in INGEST_LABELS.items():
             x = i.get(k) or {}
-            burst = k.endswith("_burst")
+            burst = k.endswith("_burst")  # the target's figures: fresh stamps, as the broker delivers
             if "central_rps" in x:
                 spread = f" ({_range(x['vs_raw_spread'])})" if "vs_raw_spread" in x else ""
                 rows.append([f"Central ingest per worker, {label}", f"{_f(x['central_rps'])} ratings/s",
