@@ -73,7 +73,7 @@ def run(store: CentralStore, batch: int, count: int, negatives: float) -> None:
     total = time.perf_counter() - started
     latencies.sort()
     p50, p99 = statistics.median(latencies) * 1000, latencies[int(len(latencies) * 0.99) - 1] * 1000
-    click.echo(f"{store.db.dialect} batch={batch}: {count / total:.0f} msg/s, {count * batch / total:.0f} ratings/s, "
+    click.echo(f"{store.dialect} batch={batch}: {count / total:.0f} msg/s, {count * batch / total:.0f} ratings/s, "
                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms per message; {store.count('alerts')} alerts")
     store.drop()
     store.close()

@@ -1,66 +1,32 @@
 """Central's commands: ``smileloop central`` (the service), ``alerts``, ``org`` and ``rules``.
 
 A thin layer over :mod:`central.store`, :mod:`central.lifecycle`, :mod:`central.org` and :mod:`central.rules`;
-errors raised on purpose (CentralError) become one line and an exit code in the root CLI.
+errors raised on purpose (CentralError) become one line and an exit code in the root CLI. The ``alerts`` group
+lives in :mod:`central.cli_alerts` (imported here: the root CLI finds every group in this module), what the
+commands share in :mod:`central.cli_options`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import signal
 import threading
-import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from central import lifecycle
-from central.errors import OrgError, RuleError
-from central.notify import Dispatcher, check_url, deliveries_of
-from central.org import Org
+from central.cli_alerts import alerts
+from central.cli_options import checked_org, db_options, echo_json, json_option, load_toml, org_of
+from central.errors import RuleError
+from central.notify import check_url
 from central.rulebook import COMMON, RULES, RuleBook, coerce, validate_rules
 from central.service import CentralService
 from central.store import CentralStore
 from device.clock import SystemClock
 from smileloop.mqtt import BrokerSettings
 
-
-def db_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``--db`` (SQLite file or postgresql:// URL) and ``--schema``, opened into a ``store`` argument."""
-    @click.option("--db", "db_target", default="central.db", show_default=True, envvar="SMILELOOP_CENTRAL_DB",
-                  help="SQLite file, or a postgresql:// URL (env SMILELOOP_CENTRAL_DB).")
-    @click.option("--schema", envvar="SMILELOOP_CENTRAL_SCHEMA", help="PostgreSQL schema (default: the URL's).")
-    @functools.wraps(fn)
-    def wrapper(db_target: str, schema: str | None, **kwargs: Any) -> Any:
-        store = CentralStore(db_target, schema=schema)
-        try:
-            return fn(store=store, **kwargs)
-        finally:
-            store.close()
-    return wrapper
-
-
-def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(fn)
-
-
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-def _load_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise OrgError(f"{path}: not valid TOML: {e}") from None
-
-
-def _org_of(store: CentralStore) -> Org:
-    return Org.from_dict(store.document("org")[0])
+__all__ = ["alerts", "central", "org", "rules_cmd"]
 
 
 # --- the service --------------------------------------------------------------------------------
@@ -107,10 +73,10 @@ def central(broker_url: str, db_target: str, schema: str | None, username: str |
     store = CentralStore(db_target, schema=schema)
     now = SystemClock().now()
     if org_file:
-        store.put_document("org", _checked_org(_load_toml(org_file)), now)
+        store.put_document("org", checked_org(load_toml(org_file)), now)
     if rules_file:
-        store.put_document("rules", validate_rules(_load_toml(rules_file)), now)
-    _org_of(store)  # refuse a broken stored tree now, not at the first alert
+        store.put_document("rules", validate_rules(load_toml(rules_file)), now)
+    org_of(store)  # refuse a broken stored tree now, not at the first alert
     service = CentralService(store, settings, notify_urls=notify_urls, client_id=client_id, share_group=share_group)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -118,135 +84,6 @@ def central(broker_url: str, db_target: str, schema: str | None, username: str |
     with contextlib.suppress(KeyboardInterrupt):
         service.run(stop)
     store.close()
-
-
-# --- alerts -------------------------------------------------------------------------------------
-@click.group()
-def alerts() -> None:
-    """See and work alerts: list, show, ack, resolve, reopen.
-
-    \b
-    Example:
-        smileloop alerts list --state open
-        smileloop alerts ack 3f2a9c1e --by anna
-        smileloop alerts resolve 3f2a9c1e --by anna --root-cause "one till open" --action "opened till 2"
-    """
-
-
-@alerts.command("list")
-@db_options
-@json_option
-@click.option("--state", type=click.Choice(["open", "acknowledged", "resolved", "live"]),
-              help="Only alerts in this state (live = open or acknowledged).")
-@click.option("--site")
-@click.option("--kind", type=click.Choice(sorted(RULES)))
-@click.option("--limit", default=50, show_default=True)
-def alerts_list(store: CentralStore, as_json: bool, state: str | None, site: str | None, kind: str | None,
-                limit: int) -> None:
-    """List alerts, newest first.
-
-    \b
-    Example:
-        smileloop alerts list --state live --site store-042 --json
-    """
-    rows = store.alerts(state=state, site=site, kind=kind, limit=limit)
-    if as_json:
-        _echo_json(rows)
-        return
-    for a in rows:
-        where = f"{a['site']}/{a.get('location') or a.get('device_id') or '-'}"
-        grouped = f" (grouped under {a['parent_id'][:8]})" if a.get("parent_id") else ""
-        click.echo(f"{a['id'][:8]}  {a['state']:<12} {a['kind']:<16} {where:<28} {a['opened_at']}  "
-                   f"{a['title']}{grouped}")
-
-
-@alerts.command("show")
-@db_options
-@json_option
-@click.argument("alert_id")
-def alerts_show(store: CentralStore, as_json: bool, alert_id: str) -> None:
-    """One alert with its audit trail and every delivery attempt.
-
-    \b
-    Example:
-        smileloop alerts show 3f2a9c1e
-    """
-    alert = store.alert(alert_id)
-    alert["audit"] = store.audit_trail(alert["id"])
-    alert["deliveries"] = deliveries_of(store, alert["id"])
-    if as_json:
-        _echo_json(alert)
-        return
-    for key in ("id", "kind", "state", "site", "location", "device_id", "title", "opened_at", "level", "hits",
-                "acked_by", "acked_at", "resolved_by", "resolved_at", "root_cause", "action"):
-        if alert.get(key) not in (None, ""):
-            click.echo(f"{key:>12}: {alert[key]}")
-    click.echo(f"{'detail':>12}: {json.dumps(alert['detail'], ensure_ascii=False)}")
-    click.echo("audit:")
-    for a in alert["audit"]:
-        click.echo(f"  {a['at']}  {a['actor']:<10} {a['action']:<12} {json.dumps(a['note']) if a['note'] else ''}")
-    click.echo("deliveries:")
-    for d in alert["deliveries"]:
-        click.echo(f"  {d['purpose']:<14} {d['contact']:<16} {d['url']:<32} {d['state']} after {d['attempts']} "
-                   f"attempt(s)")
-
-
-@alerts.command("ack")
-@db_options
-@json_option
-@click.argument("alert_id")
-@click.option("--by", required=True, help="Who takes it (recorded in the audit).")
-@click.option("--note")
-def alerts_ack(store: CentralStore, as_json: bool, alert_id: str, by: str, note: str | None) -> None:
-    """Acknowledge: you have seen it and own it.
-
-    \b
-    Example:
-        smileloop alerts ack 3f2a9c1e --by anna
-    """
-    alert = lifecycle.acknowledge(store, alert_id, by, SystemClock().now(), note)
-    _echo_json(alert) if as_json else click.echo(f"{alert['id'][:8]} acknowledged by {alert['acked_by']}")
-
-
-@alerts.command("resolve")
-@db_options
-@json_option
-@click.argument("alert_id")
-@click.option("--by", required=True)
-@click.option("--root-cause", required=True, help="Why it happened.")
-@click.option("--action", required=True, help="What was done about it.")
-@click.option("--outcome", help="The 'you said, we did' text for the kiosks (default: built from reason and action).")
-@click.option("--no-outcome", is_flag=True, help="Do not tell the kiosks.")
-def alerts_resolve(store: CentralStore, as_json: bool, alert_id: str, by: str, root_cause: str, action: str,
-                   outcome: str | None, no_outcome: bool) -> None:
-    """Resolve with root cause and action; the kiosks show "you said, we did".
-
-    \b
-    Example:
-        smileloop alerts resolve 3f2a9c1e --by anna --root-cause "one till open" --action "opened a second till"
-    """
-    dispatcher = Dispatcher(store, lambda: _org_of(store))
-    alert = lifecycle.resolve(store, alert_id, by, root_cause, action, SystemClock().now(), outcome=outcome,
-                              publish=not no_outcome, dispatcher=dispatcher)
-    _echo_json(alert) if as_json else click.echo(f"{alert['id'][:8]} resolved by {alert['resolved_by']}")
-
-
-@alerts.command("reopen")
-@db_options
-@json_option
-@click.argument("alert_id")
-@click.option("--by", required=True)
-@click.option("--why", required=True)
-def alerts_reopen(store: CentralStore, as_json: bool, alert_id: str, by: str, why: str) -> None:
-    """Reopen a resolved alert: it came back, or the fix did not hold.
-
-    \b
-    Example:
-        smileloop alerts reopen 3f2a9c1e --by cx-team --why "queue long again on Saturday"
-    """
-    dispatcher = Dispatcher(store, lambda: _org_of(store))
-    alert = lifecycle.reopen(store, alert_id, by, why, SystemClock().now(), dispatcher=dispatcher)
-    _echo_json(alert) if as_json else click.echo(f"{alert['id'][:8]} reopened ({alert['reopened']} time(s))")
 
 
 # --- org ----------------------------------------------------------------------------------------
@@ -261,11 +98,6 @@ def org() -> None:
     """
 
 
-def _checked_org(doc: dict[str, Any]) -> dict[str, Any]:
-    Org.from_dict(doc)
-    return doc
-
-
 @org.command("load")
 @db_options
 @json_option
@@ -277,10 +109,10 @@ def org_load(store: CentralStore, as_json: bool, path: Path) -> None:
     Example:
         smileloop org load org.toml --db central.db
     """
-    doc = _checked_org(_load_toml(path))
+    doc = checked_org(load_toml(path))
     version = store.put_document("org", doc, SystemClock().now())
     if as_json:
-        _echo_json({"version": version, "sites": sorted(doc.get("sites", {}))})
+        echo_json({"version": version, "sites": sorted(doc.get("sites", {}))})
         return
     click.echo(f"org tree version {version}: {len(doc.get('sites', {}))} site(s)")
 
@@ -295,9 +127,9 @@ def org_show(store: CentralStore, as_json: bool) -> None:
     Example:
         smileloop org show --json
     """
-    summary = _org_of(store).summary()
+    summary = org_of(store).summary()
     if as_json:
-        _echo_json(summary)
+        echo_json(summary)
         return
     click.echo(f"{summary['name']}  contacts: {', '.join(c['name'] for c in summary['contacts']) or '-'}")
     for sid, s in summary["sites"].items():
@@ -319,12 +151,12 @@ def org_route(store: CentralStore, as_json: bool, site: str, location: str | Non
     Example:
         smileloop org route store-042 exit-north
     """
-    chain = _org_of(store).chain(site, location)
+    chain = org_of(store).chain(site, location)
     rows: list[dict[str, Any]] = [
         {"level": i, "scope": lv.scope, "name": lv.name, "contacts": [c.name for c in lv.contacts]}
             for i, lv in enumerate(chain)]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     if not rows:
         click.echo("nobody: add contacts to the location, the site or the org")
@@ -361,7 +193,7 @@ def rules_list(store: CentralStore, as_json: bool, site: str | None, location: s
         name: {"summary": spec.summary, "severity": spec.severity, **book.params(name, site, location)}
             for name, spec in RULES.items()}
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
     for name, p in data.items():
         settings = " ".join(f"{k}={v}" for k, v in p.items() if k not in ("summary", "severity"))
@@ -395,7 +227,7 @@ def rules_set(store: CentralStore, as_json: bool, scope: str, rule: str, setting
         doc.setdefault(scope, {}).setdefault(rule, {})[key] = coerce(f"{scope}.{rule}.{key}", allowed[key], value)
     version = store.put_document("rules", validate_rules(doc), SystemClock().now())
     if as_json:
-        _echo_json({"version": version, "scope": scope, "rule": rule, "settings": doc[scope][rule]})
+        echo_json({"version": version, "scope": scope, "rule": rule, "settings": doc[scope][rule]})
         return
     click.echo(f"rules version {version}: {scope} {rule} " + " ".join(settings))
 
@@ -411,9 +243,9 @@ def rules_load(store: CentralStore, as_json: bool, path: Path) -> None:
     Example:
         smileloop rules load rules.toml
     """
-    doc = validate_rules(_load_toml(path))
+    doc = validate_rules(load_toml(path))
     version = store.put_document("rules", doc, SystemClock().now())
     if as_json:
-        _echo_json({"version": version, "scopes": sorted(doc)})
+        echo_json({"version": version, "scopes": sorted(doc)})
         return
     click.echo(f"rules version {version}: {len(doc)} scope(s)")

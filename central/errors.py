@@ -28,3 +28,7 @@ class OrgError(CentralError, ValueError):
 
 class RuleError(CentralError, ValueError):
     """A rule setting that does not exist or has the wrong type; the message names the rule and key."""
+
+
+class DeliveryFailed(CentralError, RuntimeError):
+    """One attempt to deliver an alert failed; the message says why (recorded with the attempt, retried)."""

@@ -6,9 +6,9 @@ from __future__ import annotations
 import itertools
 import statistics
 from datetime import datetime, timedelta
-from typing import Any
 
 from central.org import Org
+from central.records import Alert, Candidate
 from central.rulebook import RULES, RuleBook, candidate
 from central.rulebook import minutes as _minutes
 from central.store import CentralStore, parse_time
@@ -16,9 +16,9 @@ from device.clock import utc_iso
 from device.hours import is_open, open_seconds_between
 
 
-def status_rules(store: CentralStore, org: Org, book: RuleBook, now: datetime) -> list[dict[str, Any]]:
+def status_rules(store: CentralStore, org: Org, book: RuleBook, now: datetime) -> list[Candidate]:
     """Device health from the retained status topic: offline, backlog growing, disk low."""
-    out: list[dict[str, Any]] = []
+    out: list[Candidate] = []
     for s in store.statuses():
         site, device = s["site"], s["device_id"]
         location = s["location"] or org.location_of(site, device)
@@ -60,10 +60,7 @@ def usual_gap(store: CentralStore, org: Org, book: RuleBook, site: str, device: 
     opening seconds; None without ``min_history`` gaps. It changes slowly, so callers may cache it for an hour."""
     p = book.params("silence", site, location)
     hours = org.hours(site)
-    rows = store.query("SELECT ts FROM ratings WHERE site = ? AND device_id = ? AND ts >= ? AND ts <= ? "
-                       "ORDER BY ts DESC LIMIT 500", (site, device,
-                                                      utc_iso(now - timedelta(days=p["history_days"])), utc_iso(now)))
-    times = sorted(t for t in (parse_time(r["ts"]) for r in rows) if t)
+    times = store.tap_times(site, device, now - timedelta(days=p["history_days"]), now, newest=500)
     gaps = [g for g in (open_seconds_between(hours, a, b) for a, b in itertools.pairwise(times)) if g > 0]
     if len(gaps) < max(2, p["min_history"]):
         return None
@@ -71,7 +68,7 @@ def usual_gap(store: CentralStore, org: Org, book: RuleBook, site: str, device: 
 
 
 def silence(store: CentralStore, org: Org, book: RuleBook, site: str, device: str, location: str | None,
-            now: datetime, *, usual: float | None = None) -> dict[str, Any] | None:
+            now: datetime, *, usual: float | None = None) -> Candidate | None:
     """No taps for far longer than usual, counting opening hours only: a dead kiosk, not "no complaints".
 
     The alert fires past ``max(min_silence, factor × usual)`` opening seconds since the last tap, ``usual``
@@ -82,28 +79,26 @@ def silence(store: CentralStore, org: Org, book: RuleBook, site: str, device: st
     hours = org.hours(site)
     if not p["enabled"] or not is_open(hours, now):
         return None
-    status = store.query("SELECT state FROM device_status WHERE site = ? AND device_id = ?", (site, device))
-    if status and status[0]["state"] == "offline":
+    status = store.status(site, device)
+    if status and status["state"] == "offline":
         return None
-    last_row = store.query("SELECT ts FROM ratings WHERE site = ? AND device_id = ? AND ts <= ? "
-                           "ORDER BY ts DESC LIMIT 1", (site, device, utc_iso(now)))
+    last = store.last_tap(site, device, now)
     if usual is None:
         usual = usual_gap(store, org, book, site, device, location, now)
-    last = parse_time(last_row[0]["ts"]) if last_row else None
     if usual is None or last is None:
         return None
     quiet = open_seconds_between(hours, last, now)
     limit = max(p["min_silence"], p["factor"] * usual)
     if quiet < limit:
         return None
-    state = status[0]["state"] if status else "unknown"
+    state = status["state"] if status else "unknown"
     return candidate("silence", site, location, f"No taps at {site} / {device} for {_minutes(quiet)} of opening time",
                      {"last_tap": utc_iso(last), "silent_open_seconds": round(quiet),
                       "usual_gap_seconds": round(usual), "limit_seconds": round(limit), "device_state": state},
                      group_key=f"{site}/{device}", device_id=device)
 
 
-def recovered(store: CentralStore, book: RuleBook, alert: dict[str, Any], now: datetime) -> str | None:
+def recovered(store: CentralStore, book: RuleBook, alert: Alert, now: datetime) -> str | None:
     """Why a live device-health alert no longer holds (the device is back, the backlog drained, a tap came),
     or None. Only for rules with ``auto_resolve``; what is wrong at night stays wrong until it is fixed."""
     kind, site, device = alert["kind"], alert["site"], alert.get("device_id")
@@ -112,13 +107,11 @@ def recovered(store: CentralStore, book: RuleBook, alert: dict[str, Any], now: d
         return None
     if kind == "silence":
         last = (alert.get("detail") or {}).get("last_tap")
-        rows = store.query("SELECT ts FROM ratings WHERE site = ? AND device_id = ? AND ts > ? ORDER BY ts LIMIT 1",
-                           (site, device, last or ""))
-        return f"a tap again at {rows[0]['ts']}" if rows else None
-    rows = store.query("SELECT * FROM device_status WHERE site = ? AND device_id = ?", (site, device))
-    if not rows or rows[0]["state"] != "online":
+        tap = store.next_tap(site, device, last or "")
+        return f"a tap again at {tap}" if tap else None
+    s = store.status(site, device)
+    if s is None or s["state"] != "online":
         return None
-    s = rows[0]
     received = parse_time(s["received_at"])
     fresh = received is not None and (now - received).total_seconds() <= book.params("device_offline", site)["stale"]
     if kind == "device_offline":

@@ -8,26 +8,21 @@ one message per ``digest`` minutes. The MQTT alerts topic is published by the se
 
 from __future__ import annotations
 
-import json
 import logging
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from central.errors import DeliveryFailed
 from central.org import Contact, Org
+from central.records import Alert, Delivery
 from central.store import CentralStore, parse_time
-from device.clock import utc_iso
 
 log = logging.getLogger("smileloop.alerts")
 
 Send = Callable[[str, str, str], None]  # (apprise URL, title, body); raises on failure
-
-
-class DeliveryFailed(Exception):
-    """One attempt failed; the message says why (recorded with the attempt)."""
 
 
 def apprise_send(url: str, title: str, body: str) -> None:
@@ -112,7 +107,7 @@ def _facts(kind: str, d: dict[str, Any], tz: str | None) -> list[str]:
     return lines
 
 
-def alert_text(alert: dict[str, Any], purpose: str = "alert", tz: str | None = None) -> tuple[str, str]:
+def alert_text(alert: Alert, purpose: str = "alert", tz: str | None = None) -> tuple[str, str]:
     """Title and body as a site manager reads them on a phone; times in the site's zone ``tz`` when given."""
     d = alert.get("detail") or {}
     prefix = ""
@@ -165,7 +160,7 @@ class Dispatcher:
         self.retry_cap = retry_cap
 
     # --- queueing -------------------------------------------------------------------------------
-    def queue(self, alert: dict[str, Any], now: datetime, *, purpose: str = "alert", level: int = 0) -> int:
+    def queue(self, alert: Alert, now: datetime, *, purpose: str = "alert", level: int = 0) -> int:
         """Rows for everyone to tell at ``level`` of the alert's chain; the number queued (0 if already)."""
         org = self.org()
         step = org.level(alert["site"], alert.get("location"), level)
@@ -191,7 +186,7 @@ class Dispatcher:
         log.warning("ALERT %s — %s", title, body.replace("\n", "; "))
         return queued
 
-    def queue_followup(self, alert: dict[str, Any], contact: str, text: str, now: datetime) -> int:
+    def queue_followup(self, alert: Alert, contact: str, text: str, now: datetime) -> int:
         """The visitor's follow-up, when they left contact details with consent and the site has a template."""
         template = self.org().site(alert["site"]).visitor_followup
         if not template:
@@ -201,82 +196,60 @@ class Dispatcher:
 
     def _insert(self, alert_id: str, purpose: str, contact: str, url: str, state: str, next_at: datetime,
                 now: datetime, body: str | None = None) -> int:
-        return self.store.db.execute(
-            "INSERT INTO deliveries (id, alert_id, purpose, contact, url, state, next_at, created_at, payload) "
-            "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-            (str(uuid.uuid4()), alert_id, purpose, contact, url, state, utc_iso(next_at), utc_iso(now),
-             json.dumps({"body": body}) if body else None))
+        return int(self.store.queue_delivery(alert_id, purpose, contact, url, state, next_at, now, body))
 
     # --- sending --------------------------------------------------------------------------------
     def run_due(self, now: datetime, limit: int = 50) -> int:
         """Send what is due (retries included) and collapse due digests; how many were sent."""
         self._collect_digests(now)
         sent = 0
-        due = self.store.query("SELECT * FROM deliveries WHERE state = 'pending' AND contact <> 'mqtt' "
-                               "AND next_at <= ? ORDER BY next_at LIMIT ?", (utc_iso(now), limit))
-        for row in due:
-            if not self.store.db.execute("UPDATE deliveries SET state = 'sending' WHERE id = ? AND state = 'pending'",
-                                         (row["id"],)):
+        for delivery in self.store.due_deliveries(now, limit):
+            if not self.store.claim_delivery(delivery.id):
                 continue  # another worker has it
-            sent += self._attempt(row, now)
+            sent += self._attempt(delivery, now)
         return sent
 
-    def _message(self, row: dict[str, Any]) -> tuple[str, str]:
-        if row["purpose"] == "followup":
-            return "Thank you for your feedback", json.loads(row["payload"] or "{}").get("body", "")
-        if row["purpose"] == "digest":
-            payload = json.loads(row["payload"] or "{}")
-            return payload["title"], payload["body"]
-        alert = self.store.alert(row["alert_id"])
-        return alert_text(alert, row["purpose"], self.org().hours(alert["site"]).timezone)
+    def _message(self, d: Delivery) -> tuple[str, str]:
+        if d.purpose == "followup":
+            return "Thank you for your feedback", str(d.payload.get("body", ""))
+        if d.purpose == "digest":
+            return str(d.payload["title"]), str(d.payload["body"])
+        alert = self.store.alert(d.alert_id)
+        return alert_text(alert, d.purpose, self.org().hours(alert["site"]).timezone)
 
-    def _attempt(self, row: dict[str, Any], now: datetime) -> int:
-        attempts = row["attempts"] + 1
+    def _attempt(self, d: Delivery, now: datetime) -> int:
+        attempts = d.attempts + 1
         try:
-            self.send(row["url"], *self._message(row))
+            self.send(d.url, *self._message(d))
         except Exception as e:
             error = str(e) or type(e).__name__
             final = attempts >= self.max_attempts
             delay = min(self.retry_cap, self.retry_base * 2 ** (attempts - 1))
-            with self.store.db.transaction():
-                self._record(row["id"], now, False, error)
-                self.store.db.execute(
-                    "UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, last_error = ? WHERE id = ?",
-                    ("failed" if final else "pending", attempts, utc_iso(now + timedelta(seconds=delay)), error,
-                     row["id"]))
-            log.error("delivery %s of alert %s to %s failed (attempt %d/%d): %s", row["purpose"], row["alert_id"],
-                      row["contact"], attempts, self.max_attempts, error)
+            self.store.delivery_failed(d.id, attempts, now, error,
+                                       retry_at=None if final else now + timedelta(seconds=delay))
+            log.error("delivery %s of alert %s to %s failed (attempt %d/%d): %s", d.purpose, d.alert_id,
+                      d.contact, attempts, self.max_attempts, error)
             return 0
-        with self.store.db.transaction():
-            self._record(row["id"], now, True, None)
-            self.store.db.execute("UPDATE deliveries SET state = 'sent', attempts = ?, sent_at = ? WHERE id = ?",
-                                  (attempts, utc_iso(now), row["id"]))
-            if row["purpose"] == "alert" or row["purpose"].startswith("reopened"):
-                self.store.mark_notified(row["alert_id"], now)
-            elif row["purpose"] == "digest":
-                for alert_id in json.loads(row["payload"] or "{}").get("alerts", []):
+        with self.store.transaction():
+            self.store.delivery_sent(d.id, attempts, now)
+            if d.purpose == "alert" or d.purpose.startswith("reopened"):
+                self.store.mark_notified(d.alert_id, now)
+            elif d.purpose == "digest":
+                for alert_id in d.payload.get("alerts", []):
                     self.store.mark_notified(alert_id, now)
         return 1
 
-    def _record(self, delivery_id: str, at: datetime, ok: bool, error: str | None) -> None:
-        self.store.db.execute("INSERT INTO delivery_attempts (delivery_id, at, ok, error) VALUES (?,?,?,?)",
-                              (delivery_id, utc_iso(at), 1 if ok else 0, error))
-
     def _collect_digests(self, now: datetime) -> None:
         """Digest rows of a URL whose oldest is due become one 'digest' delivery."""
-        due_urls = [r["url"] for r in self.store.query(
-            "SELECT DISTINCT url FROM deliveries WHERE state = 'digest' AND next_at <= ?", (utc_iso(now),))]
-        for url in due_urls:
-            with self.store.db.transaction():
-                rows = self.store.query("SELECT * FROM deliveries WHERE state = 'digest' AND url = ? "
-                                        "ORDER BY created_at", (url,))
+        for url in self.store.due_digest_urls(now):
+            with self.store.transaction():
+                rows = self.store.digest_rows(url)
                 if not rows:
                     continue
-                digest_id = str(uuid.uuid4())
                 lines, ids = [], []
                 for r in rows:
                     try:
-                        alert = self.store.alert(r["alert_id"])
+                        alert = self.store.alert(r.alert_id)
                     except LookupError:
                         continue
                     ids.append(alert["id"])
@@ -284,26 +257,15 @@ class Dispatcher:
                     lines.append(f"- {_local(alert['opened_at'], tz)} {alert['title']} ({alert['state']}, "
                                  f"{str(alert['id'])[:8]})")
                 title = f"smileloop digest: {len(lines)} alert{'s' if len(lines) != 1 else ''}"
-                body = json.dumps({"title": title, "body": "\n".join(lines), "alerts": ids})
-                self.store.db.execute(
-                    "INSERT INTO deliveries (id, alert_id, purpose, contact, url, state, next_at, created_at, "
-                    "payload) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (digest_id, f"digest:{digest_id}", "digest", rows[0]["contact"], url, "pending", utc_iso(now),
-                     utc_iso(now), body))
-                self.store.db.execute("UPDATE deliveries SET state = 'digested', digest_id = ? "
-                                      "WHERE state = 'digest' AND url = ?", (digest_id, url))
+                self.store.add_digest(rows[0].contact, url, {"title": title, "body": "\n".join(lines), "alerts": ids},
+                                      now)
 
 
 def deliveries_of(store: CentralStore, alert_id: str) -> list[dict[str, Any]]:
     """Each delivery of an alert (URLs shortened to their scheme and host) with its attempts."""
-    rows = store.query("SELECT id, purpose, contact, url, state, attempts, next_at, sent_at FROM deliveries "
-                       "WHERE alert_id = ? OR id IN (SELECT digest_id FROM deliveries WHERE alert_id = ?) "
-                       "ORDER BY created_at", (alert_id, alert_id))
-    for r in rows:
-        r["url"] = _redact(r.pop("url"))
-        r["tries"] = store.query("SELECT at, ok, error FROM delivery_attempts WHERE delivery_id = ? ORDER BY id",
-                                 (r.pop("id"),))
-    return rows
+    return [{"purpose": d["purpose"], "contact": d["contact"], "state": d["state"], "attempts": d["attempts"],
+             "next_at": d["next_at"], "sent_at": d["sent_at"], "url": _redact(d["url"]), "tries": d["tries"]}
+            for d in store.deliveries(alert_id)]
 
 
 def _redact(url: str) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from central.errors import RuleError
+from central.records import Candidate
 
 # Parameters every rule takes. Times are seconds; SLA clocks count opening hours only.
 COMMON: dict[str, Any] = {"enabled": True, "cooldown": 0, "ack_sla": 0, "resolve_sla": 0, "reopen_within": 86400}
@@ -117,9 +118,10 @@ def coerce(where: str, default: Any, value: Any) -> Any:
 
 # --- candidates --------------------------------------------------------------------------------
 def candidate(kind: str, site: str, location: str | None, title: str, detail: dict[str, Any], *,
-              group_key: str, device_id: str | None = None, rating_id: str | None = None) -> dict[str, Any]:
-    return {"kind": kind, "site": site, "location": location, "device_id": device_id, "rating_id": rating_id,
-            "group_key": group_key, "title": title, "detail": detail, "severity": RULES[kind].severity}
+              group_key: str, device_id: str | None = None, rating_id: str | None = None) -> Candidate:
+    """A rule's :class:`Candidate`, with the severity of its kind."""
+    return Candidate(kind=kind, site=site, location=location, title=title, detail=detail, group_key=group_key,
+                     device_id=device_id, rating_id=rating_id, severity=RULES[kind].severity)
 
 
 def minutes(seconds: float) -> str:

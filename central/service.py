@@ -30,8 +30,9 @@ from central.ingest import IncomingRating, check_message
 from central.intake import Inbound, Intake
 from central.notify import Dispatcher, Send, apprise_send
 from central.org import Contact, Org
+from central.records import Alert, AlertMessage, Opened
 from central.rulebook import RuleBook
-from central.store import AlertMessage, CentralStore, MessageRatings, Opened, Rejection
+from central.store import CentralStore, MessageRatings, Rejection
 from device.clock import Clock, SystemClock, utc_iso
 from smileloop import topics, wire
 from smileloop.connection import Connection
@@ -42,10 +43,10 @@ log = logging.getLogger("smileloop.central")
 
 
 class CentralService(BackgroundService):
-    thread_name = "central"
-
     """``CentralService(CentralStore(path), settings).start()``; ``on_alert`` listeners see every alert raised
     (opened, reopened, grouped, escalated) as it is published on the site's alerts topic."""
+
+    thread_name = "central"
 
     def __init__(self, store: CentralStore, settings: BrokerSettings, *, clock: Clock | None = None,
                  client_id: str = "smileloop-central", share_group: str | None = None,
@@ -228,7 +229,7 @@ class CentralService(BackgroundService):
             ratings = repair(result.ratings, result.sent, now, threshold, offset)
             parts.append(MessageRatings(result.site, result.device, ratings))
         announced: list[tuple[Opened, AlertMessage | None]] = []
-        with self.store.db.transaction():
+        with self.store.transaction():
             stored = self.store.store_messages(parts, now, rule=rules.rating_rule(book), late=rules.late_rule(book),
                                                rejections=rejections)
             for batch_result in stored:
@@ -316,10 +317,9 @@ class CentralService(BackgroundService):
             if alert["kind"] not in rules.HEALTH_KINDS or alert.get("parent_id"):
                 continue
             why = rules.recovered(self.store, book, alert, now)
-            if why:
-                done = lifecycle.auto_resolve(self.store, alert["id"], why, now)
-                if done is not None:
-                    self._publish_alert(done, "recovered")
+            done = lifecycle.auto_resolve(self.store, alert["id"], why, now) if why else None
+            if done is not None:
+                self._publish_alert(done, "recovered")
         for alert, waited in sla.overdue(self.store, org, book, now):
             up = sla.escalate(self.store, alert, now, waited)
             if up is not None:
@@ -343,10 +343,9 @@ class CentralService(BackgroundService):
 
     def _announce(self, opened: Opened, now: datetime) -> None:
         """Queue the deliveries of an alert just opened and publish it (own transaction: rules and the tick)."""
-        with self.store.db.transaction():
+        with self.store.transaction():
             message = self._queue_alert(opened, now)
-        if message is not None:
-            self._send_alert_messages([message], now)
+        self._send_alert_messages([message] if message is not None else [], now)
 
     def _queue_alert(self, opened: Opened, now: datetime) -> AlertMessage | None:
         """In the caller's transaction: the people to tell, and the alert's message on the site's alerts topic,
@@ -360,19 +359,18 @@ class CentralService(BackgroundService):
             self._deliver_now.set()
         return self._alert_message(alert, opened.action, now)
 
-    def _alert_message(self, alert: dict[str, Any], event: str, now: datetime) -> AlertMessage | None:
-        body = {"event": event, **{k: v for k, v in alert.items() if not k.startswith("_")}}
+    def _alert_message(self, alert: Alert, event: str, now: datetime) -> AlertMessage | None:
+        body = {"event": event, **alert}
         step = alert.get("level") if event == "escalated" else alert.get("reopened", 0)
         return self.store.add_alert_message(alert["id"], f"mqtt-{event}-{step}", topics.alerts(alert["site"]),
                                             wire.encode(body), now)
 
-    def _publish_alert(self, alert: dict[str, Any], event: str) -> None:
+    def _publish_alert(self, alert: Alert, event: str) -> None:
         """Publish on the site's alerts topic, recorded as a delivery; if not connected now, the row stays
         pending and :meth:`flush_mqtt` publishes it after the reconnect."""
         now = self.clock.now()
         message = self._alert_message(alert, event, now)
-        if message is not None:
-            self._send_alert_messages([message], now)
+        self._send_alert_messages([message] if message is not None else [], now)
 
     def _send_alert_messages(self, messages: list[AlertMessage], now: datetime) -> int:
         """Publish recorded alert messages (after their commit), record each attempt, tell the listeners."""

@@ -9,16 +9,15 @@ An open alert must be acknowledged within its rule's ``ack_sla``, an acknowledge
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from central.org import Org
+from central.records import Alert
 from central.rulebook import RuleBook
 from central.store import CentralStore, parse_time
-from device.clock import utc_iso
 from device.hours import open_seconds_between
 
 
-def overdue(store: CentralStore, org: Org, book: RuleBook, now: datetime) -> list[tuple[dict[str, Any], float]]:
+def overdue(store: CentralStore, org: Org, book: RuleBook, now: datetime) -> list[tuple[Alert, float]]:
     """Live alerts past their SLA that have a level above them, with the opening seconds they waited."""
     out = []
     for alert in store.alerts(state="live", limit=10_000):
@@ -40,12 +39,10 @@ def overdue(store: CentralStore, org: Org, book: RuleBook, now: datetime) -> lis
     return out
 
 
-def escalate(store: CentralStore, alert: dict[str, Any], now: datetime, waited: float) -> dict[str, Any] | None:
+def escalate(store: CentralStore, alert: Alert, now: datetime, waited: float) -> Alert | None:
     """Move the alert one level up; None if another worker already did (the update is conditional)."""
-    with store.db.transaction():
-        changed = store.db.execute("UPDATE alerts SET level = level + 1, escalated_at = ? WHERE id = ? AND level = ? "
-                                   "AND state = ?", (utc_iso(now), alert["id"], alert["level"], alert["state"]))
-        if not changed:
+    with store.transaction():
+        if not store.set_escalated(alert["id"], alert["level"], alert["state"], now):
             return None
         store.audit(alert["id"], "central", "escalated", alert["state"], alert["state"], now,
                     {"to_level": alert["level"] + 1, "waited_open_seconds": round(waited)})

@@ -15,30 +15,16 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from central.ingest import IncomingRating
+from central.records import Alert, Candidate, Opened
+from central.store_alerts import INSERT_ALERT, AlertStore, alert_row, insert_params, new_alert
 from device.clock import utc_iso
-
-if TYPE_CHECKING:
-    from central.db import Database
 
 RAW_KEEP = 65_536  # characters of a rejected payload kept for the record; the rest is cut (and said so)
 
-AlertRule = Callable[[IncomingRating, str, str], dict[str, Any] | None]
-
-
-@dataclass(frozen=True)
-class Opened:
-    """What opening an alert did: ``opened``, ``grouped`` (under a recent one), ``reopened``, ``repeated`` (an
-    open one saw the same condition again) or ``duplicate`` (this exact alert exists: a redelivery)."""
-
-    action: str
-    alert: dict[str, Any]
-
-    @property
-    def notify(self) -> bool:
-        return self.action in ("opened", "reopened")
+AlertRule = Callable[[IncomingRating, str, str], Candidate | None]  # (rating, site, device) → its alert
 
 
 @dataclass(frozen=True)
@@ -72,7 +58,7 @@ class Late:
     """Ratings that arrived ``after`` seconds or more after they were made: summarised, not paged one by one."""
 
     after: float
-    candidate: Callable[[str, str, dict[str, Any]], dict[str, Any] | None]  # (site, location, counts) → summary
+    candidate: Callable[[str, str, dict[str, Any]], Candidate | None]  # (site, location, counts) → summary
 
 
 def safe_text(text: str, limit: int | None = None) -> str:
@@ -89,12 +75,8 @@ def safe_text(text: str, limit: int | None = None) -> str:
     return text
 
 
-class IngestStore:
-    """Mixed into :class:`central.store.CentralStore`; needs its ``db``, ``audit`` and ``open_alert``."""
-
-    db: Database
-    audit: Callable[..., None]
-    open_alert: Callable[..., Opened]
+class IngestStore(AlertStore):
+    """Mixed into :class:`central.store.CentralStore`; opens alerts as :class:`AlertStore` does."""
 
     def reject(self, topic: str, raw: bytes, reason: str, received_at: datetime, rating_id: str | None = None) -> None:
         self.reject_many([Rejection(topic, raw, reason, rating_id)], received_at)
@@ -127,7 +109,7 @@ class IngestStore:
                 self.reject_many(rejections, received_at)
             known = self._known([r.id for m in messages for r in m.ratings])
             inserts: list[tuple[Any, ...]] = []
-            fresh_alerts: list[tuple[dict[str, Any], float]] = []
+            fresh_alerts: list[tuple[Candidate, float]] = []
             late_counts: dict[tuple[str, str], dict[str, Any]] = {}
             per_message: list[tuple[list[IncomingRating], list[IncomingRating], int, list[tuple[str, str]]]] = []
             for m in messages:
@@ -158,7 +140,8 @@ class IngestStore:
                         _count_late(late_counts.setdefault((m.site, r.location), _empty_counts()), r,
                                     negative=candidate is not None)
                     elif candidate is not None:
-                        fresh_alerts.append((candidate, float(candidate.pop("cooldown", cooldown))))
+                        fresh_alerts.append((candidate, cooldown if candidate.cooldown is None
+                                             else float(candidate.cooldown)))
                 per_message.append((new, updated, dup, foreign))
             # A rating another worker stored in the meantime is skipped here, and its alert stays unique through
             # the (kind, rating_id) index.
@@ -193,19 +176,19 @@ class IngestStore:
             self.audit(row["id"], "visitor", "follow-up", row["state"], row["state"], at,
                        {"rev": r.rev, "reason": r.reason, "comment": r.comment})
 
-    def _open_rating_alerts(self, candidates: list[tuple[dict[str, Any], float]], now: datetime) -> list[Opened]:
+    def _open_rating_alerts(self, candidates: list[tuple[Candidate, float]], now: datetime) -> list[Opened]:
         """Per-rating alerts in bulk: what :meth:`open_alert` does for one candidate with a ``rating_id``
         (unique per kind and rating; grouped under a live one of the same kind and location opened within its
         cooldown), with one read and one multi-row write for the whole batch."""
         if not candidates:
             return []
         db, at = self.db, utc_iso(now)
-        existing: set[tuple[str, str]] = set()
-        keys = [(c["kind"], c["rating_id"]) for c, _ in candidates]
-        for i in range(0, len(keys), 400):
-            chunk = keys[i:i + 400]
+        existing: set[tuple[str, str | None]] = set()
+        rating_ids = [c.rating_id for c, _ in candidates]
+        for i in range(0, len(rating_ids), 400):
+            chunk = rating_ids[i:i + 400]
             for row in db.query("SELECT kind, rating_id FROM alerts WHERE rating_id IN "
-                                f"({','.join('?' * len(chunk))})", [k[1] for k in chunk]):
+                                f"({','.join('?' * len(chunk))})", chunk):
                 existing.add((row["kind"], row["rating_id"]))
         parents: dict[tuple[str, str, str], str | None] = {}
         rows: list[tuple[Any, ...]] = []
@@ -213,23 +196,18 @@ class IngestStore:
         hits: Counter[str] = Counter()
         made: list[tuple[str, str]] = []  # (alert id, action)
         for c, cooldown in candidates:
-            if (c["kind"], c["rating_id"]) in existing:
+            if (c.kind, c.rating_id) in existing:
                 continue
-            existing.add((c["kind"], c["rating_id"]))
-            where = (c["kind"], c["site"], c.get("location") or "")
+            existing.add((c.kind, c.rating_id))
+            where = (c.kind, c.site, c.location or "")
             parent: str | None = None
             if cooldown > 0:
                 if where not in parents:
-                    head = db.one("SELECT id FROM alerts WHERE kind = ? AND site = ? AND COALESCE(location, '') = ? "
-                                  "AND parent_id IS NULL AND state <> 'resolved' AND opened_at >= ? "
-                                  "ORDER BY opened_at LIMIT 1",
-                                  (*where, utc_iso(now - timedelta(seconds=cooldown))))
-                    parents[where] = head["id"] if head else None
+                    parents[where] = self.cooldown_parent(c.kind, c.site, c.location,
+                                                          now - timedelta(seconds=cooldown))
                 parent = parents[where]
             alert_id = str(uuid.uuid4())
-            rows.append((alert_id, c["kind"], c["site"], c.get("location"), c.get("device_id"), c["rating_id"],
-                         "open", at, c["title"], json.dumps(c.get("detail") or {}), c.get("group_key") or
-                         c["rating_id"], c.get("severity", "alert"), parent, at, at if parent else None))
+            rows.append(insert_params(new_alert(c, alert_id, at, parent)))
             if parent:
                 hits[parent] += 1
                 audits.append((alert_id, at, "central", "grouped", None, "open", json.dumps({"under": parent})))
@@ -241,14 +219,12 @@ class IngestStore:
                     parents[where] = alert_id  # the next ones of this batch group under it
         if not rows:
             return []
-        db.executemany(
-            "INSERT INTO alerts (id, kind, site, location, device_id, rating_id, state, opened_at, title, detail, "
-            "group_key, severity, parent_id, last_seen_at, notified_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        db.executemany(INSERT_ALERT, rows)
         for parent_id, n in hits.items():
             db.execute("UPDATE alerts SET hits = hits + ?, last_seen_at = ? WHERE id = ?", (n, at, parent_id))
         db.executemany("INSERT INTO alert_audit (alert_id, at, actor, action, from_state, to_state, note) "
                        "VALUES (?,?,?,?,?,?,?)", audits)
-        by_id: dict[str, dict[str, Any]] = {}
+        by_id: dict[str, Alert] = {}
         ids = [a for a, _ in made]
         for i in range(0, len(ids), 400):
             part = ids[i:i + 400]
@@ -265,10 +241,9 @@ class IngestStore:
             candidate = late.candidate(site, location, c)
             if candidate is None:
                 continue
-            live = self.db.one("SELECT detail FROM alerts WHERE kind = ? AND group_key = ? AND state <> 'resolved'",
-                               (candidate["kind"], candidate["group_key"]))
+            live = self.live_alert(candidate.kind, candidate.key)
             if live is not None:
-                candidate = late.candidate(site, location, _merge_counts(json.loads(live["detail"] or "{}"), c))
+                candidate = late.candidate(site, location, _merge_counts(live["detail"], c))
             if candidate is not None:
                 opened = self.open_alert(candidate, now)
                 if opened.action != "duplicate":
@@ -307,11 +282,4 @@ def _merge_counts(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     for key, pick in (("oldest", min), ("newest", max)):
         values = [v for v in (old.get(key), new.get(key)) if v]
         out[key] = pick(values) if values else None
-    return out
-
-
-def alert_row(row: dict[str, Any]) -> dict[str, Any]:
-    out = dict(row)
-    detail = row.get("detail")
-    out["detail"] = json.loads(detail) if isinstance(detail, str) and detail else (detail or {})
     return out

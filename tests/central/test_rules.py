@@ -23,17 +23,17 @@ def put(store, clock: FakeClock, values, *, every: float = 30.0, device: str = "
 
 
 def kinds(candidates):
-    return sorted(c["kind"] for c in candidates)
+    return sorted(c.kind for c in candidates)
 
 
 def test_negative_rating_each_but_not_a_repeat_press_nor_where_disabled(clock):
     book = RuleBook({"store-1/cafe": {"negative_rating": {"enabled": False}}})
     rule = rules.rating_rule(book)
-    assert rule(rating(1, ts=clock.now()), "store-1", "kiosk-1")["kind"] == "negative_rating"
+    assert rule(rating(1, ts=clock.now()), "store-1", "kiosk-1").kind == "negative_rating"
     assert rule(rating(1, ts=clock.now(), flags=("repeat",)), "store-1", "kiosk-1") is None
     assert rule(rating(3, ts=clock.now()), "store-1", "kiosk-1") is None
     assert rule(rating(1, ts=clock.now(), location="cafe"), "store-1", "kiosk-1") is None
-    assert rule(rating(6, ts=clock.now(), scale="nps"), "store-1", "kiosk-1")["detail"]["value"] == 6
+    assert rule(rating(6, ts=clock.now(), scale="nps"), "store-1", "kiosk-1").detail["value"] == 6
 
 
 def test_negative_share_happyornot_first_alert(store, org, book, clock):
@@ -41,8 +41,8 @@ def test_negative_share_happyornot_first_alert(store, org, book, clock):
     assert rules.location_rules(store, org, book, "store-1", "exit", clock.now()) == []
     put(store, clock, [4])  # 2 of 4 = 50 %
     [c] = rules.location_rules(store, org, book, "store-1", "exit", clock.now())
-    assert c["kind"] == "negative_share" and c["detail"]["negatives"] == 2 and c["detail"]["responses"] == 4
-    assert c["title"] == "50 % unhappy at store-1 / exit in the last 15 min"
+    assert c.kind == "negative_share" and c.detail["negatives"] == 2 and c.detail["responses"] == 4
+    assert c.title == "50 % unhappy at store-1 / exit in the last 15 min"
     clock.advance(15 * 60)  # the window moves on
     assert rules.location_rules(store, org, book, "store-1", "exit", clock.now()) == []
 
@@ -53,9 +53,9 @@ def test_negative_count_and_low_index(store, org, clock):
     put(store, clock, [2, 2, 3, 3, 2])
     assert kinds(rules.location_rules(store, org, book, "store-1", "exit", clock.now())) == ["negative_count"]
     put(store, clock, [1])  # index of 2,2,3,3,2,1 on 1..4 = 38.9
-    found = {c["kind"]: c for c in rules.location_rules(store, org, book, "store-1", "exit", clock.now())}
+    found = {c.kind: c for c in rules.location_rules(store, org, book, "store-1", "exit", clock.now())}
     assert set(found) == {"negative_count", "low_index"}
-    assert found["low_index"]["detail"]["index"] == 38.9
+    assert found["low_index"].detail["index"] == 38.9
 
 
 def test_recurring_reason_counts_the_sites_local_day_with_top_reasons(store, org, book, clock):
@@ -65,9 +65,9 @@ def test_recurring_reason_counts_the_sites_local_day_with_top_reasons(store, org
     assert rules.recurring_reason(store, org, book, "store-1", clock.now()) == []
     put(store, clock, [1], reason="waiting_time", every=600)
     [c] = rules.recurring_reason(store, org, book, "store-1", clock.now())
-    assert c["detail"]["reason"] == "waiting_time" and c["detail"]["count"] == 5
-    assert c["detail"]["top_reasons"] == [["waiting_time", 5], ["cleanliness", 2]]
-    assert c["detail"]["locations"] == {"exit": 3, "cafe": 2}
+    assert c.detail["reason"] == "waiting_time" and c.detail["count"] == 5
+    assert c.detail["top_reasons"] == [["waiting_time", 5], ["cleanliness", 2]]
+    assert c.detail["locations"] == {"exit": 3, "cafe": 2}
     # Stockholm's day ends at 23:00 UTC: the next local day starts from zero
     clock.set_wall(datetime(2026, 11, 24, 23, 30, tzinfo=UTC))
     assert rules.recurring_reason(store, org, book, "store-1", clock.now()) == []
@@ -78,15 +78,15 @@ def test_silence_is_far_longer_than_usual_in_opening_hours_only(store, org, book
     last = clock.now()
     assert rules.silence(store, org, book, "store-1", "kiosk-1", "exit", last + timedelta(minutes=59)) is None
     c = rules.silence(store, org, book, "store-1", "kiosk-1", "exit", last + timedelta(minutes=61))
-    assert c is not None and c["kind"] == "silence" and c["detail"]["usual_gap_seconds"] == 300
-    assert c["detail"]["limit_seconds"] == 3600
+    assert c is not None and c.kind == "silence" and c.detail["usual_gap_seconds"] == 300
+    assert c.detail["limit_seconds"] == 3600
     # 20:30 Stockholm: closed, so no silence alert whatever the gap
     assert rules.silence(store, org, book, "store-1", "kiosk-1", "exit",
                          datetime(2026, 11, 24, 19, 30, tzinfo=UTC)) is None
     # next morning 08:30: only 8 h 30 min... of which the open part since the last tap counts
     morning = datetime(2026, 11, 25, 7, 30, tzinfo=UTC)
     c = rules.silence(store, org, book, "store-1", "kiosk-1", "exit", morning)
-    assert c is not None and c["detail"]["silent_open_seconds"] == pytest.approx(
+    assert c is not None and c.detail["silent_open_seconds"] == pytest.approx(
         (datetime(2026, 11, 24, 19, 0, tzinfo=UTC) - last).total_seconds() + 1800, abs=1)
     # an offline kiosk is the offline rule's business: one cause, one alert
     store.upsert_status("store-1", "kiosk-1", {"state": "offline"}, "{}", morning)
@@ -110,7 +110,7 @@ def test_device_offline_after_grace_counting_opening_hours(store, org, book, clo
     assert rules.status_rules(store, org, book, clock.now()) == []
     clock.advance(2)
     [c] = rules.status_rules(store, org, book, clock.now())
-    assert c["kind"] == "device_offline" and c["device_id"] == "kiosk-1"
+    assert c.kind == "device_offline" and c.device_id == "kiosk-1"
     # a kiosk switched off at closing time is not an alert at night
     evening = datetime(2026, 11, 24, 18, 58, tzinfo=UTC)  # 19:58 Stockholm
     status(store, evening, state="online")
@@ -133,7 +133,7 @@ def test_backlog_and_disk_low(store, org, book, clock):
     assert kinds(rules.status_rules(store, org, book, clock.now())) == ["backlog", "disk_low"]
     status(store, clock.now(), backlog=3, oldest_unsent=utc_iso(clock.now() - timedelta(minutes=31)))
     [c] = rules.status_rules(store, org, book, clock.now())
-    assert c["kind"] == "backlog" and c["detail"]["oldest_age"] == 1860
+    assert c.kind == "backlog" and c.detail["oldest_age"] == 1860
 
 
 def test_burst_of_taps_and_same_value_over_and_over(store, org, book, clock):
@@ -146,7 +146,7 @@ def test_burst_of_taps_and_same_value_over_and_over(store, org, book, clock):
     assert rules.device_rules(store, book, "store-1", "kiosk-1", "exit", clock.now()) == []
     put(store, clock, [4], every=15)  # 15 in a row within 300 s
     [c] = rules.device_rules(store, book, "store-1", "kiosk-1", "exit", clock.now())
-    assert c["kind"] == "same_value" and c["detail"]["value"] == 4
+    assert c.kind == "same_value" and c.detail["value"] == 4
 
 
 def test_celebrate_happy_streak_and_promoter_burst(store, org, clock):
@@ -160,7 +160,7 @@ def test_celebrate_happy_streak_and_promoter_burst(store, org, clock):
     put(store, clock, [4], every=600)  # 20 positives in a row
     found = rules.location_rules(store, org, book, "store-1", "exit", clock.now())
     assert kinds(found) == ["happy_streak"]
-    assert found[0]["severity"] == "kudos"
+    assert found[0].severity == "kudos"
 
 
 def test_raising_is_idempotent_reopens_within_the_window_and_groups_in_the_cooldown(store, org, book, clock):
@@ -240,4 +240,4 @@ def test_the_periodic_pass_finds_the_silent_kiosk_and_caches_its_usual_gap(store
     assert rules.periodic(store, org, book, clock.now() + timedelta(minutes=30), usual_cache=cache) == []
     assert cache[("store-1", "kiosk-1")][1] == 300
     found = rules.periodic(store, org, book, clock.now() + timedelta(minutes=61), usual_cache=cache)
-    assert [c["kind"] for c in found] == ["silence"]
+    assert [c.kind for c in found] == ["silence"]
