@@ -19,11 +19,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 
 from central import lifecycle, rules, sla
+from central.announce import Announcer
 from central.clockfix import DEFAULT_THRESHOLD, repair
 from central.errors import CentralError, OrgError, RuleError
 from central.ingest import IncomingRating, check_message
@@ -40,6 +42,7 @@ from smileloop.mqtt import Backoff, BrokerSettings
 from smileloop.service import BackgroundService
 
 log = logging.getLogger("smileloop.central")
+T = TypeVar("T")
 
 
 class CentralService(BackgroundService):
@@ -66,20 +69,21 @@ class CentralService(BackgroundService):
         self.silence_interval = silence_interval
         self.delivery_interval = delivery_interval
         self.clock_threshold = clock_threshold
+        self._deliver_now = threading.Event()
         extra = (Contact(name="--notify", urls=tuple(notify_urls)),) if notify_urls else ()
         self.dispatcher = Dispatcher(store, self.org, send=send, extra=extra)
         # A few central workers, not a fleet: reconnect fast (≤ 5 s), devices wait on central's receipts.
         self.conn = Connection(settings, client_id, backoff=Backoff(0.2, 5.0, rng), on_connect=self._on_connect,
                                on_message=self._on_message, clean_start=False, session_expiry=session_expiry,
                                manual_ack=True, name="central")
-        self.on_alert: list[Callable[[dict[str, Any]], None]] = []
+        self.announcer = Announcer(store, self.conn, self.dispatcher, wake=self._deliver_now.set)
+        self.on_alert = self.announcer.on_alert
         self.intake = Intake(self._commit, self._ack, self._dead_letter, store.writable, outage=store.is_outage,
                              max_messages=max_batch)
         self.messages = 0
         self._org: tuple[int, Org] = (-1, Org())
         self._book: tuple[int, RuleBook] = (-1, RuleBook())
         self._delivery_thread: threading.Thread | None = None
-        self._deliver_now = threading.Event()
         self._last_silence = 0.0
         self._usual: dict[tuple[str, str], tuple[datetime, float | None]] = {}
 
@@ -234,7 +238,7 @@ class CentralService(BackgroundService):
                                                rejections=rejections)
             for batch_result in stored:
                 for opened in batch_result.alerts:
-                    announced.append((opened, self._queue_alert(opened, now)))
+                    announced.append((opened, self.announcer.queue(opened, now)))
         by_message = iter(stored)
         for c, m in zip(checked, batch, strict=True):
             if c.result is None:
@@ -252,7 +256,7 @@ class CentralService(BackgroundService):
                     site, device, _ = topics.parse_device_topic(m.topic) or ("", "", "")
                     self.conn.publish(topics.ack(site, device),
                                       wire.receipt(m.receipt["ts"], m.receipt["stored"], m.receipt["rejected"]), qos=1)
-            self._send_alert_messages([msg for _, msg in announced if msg is not None], now)
+            self.announcer.send([msg for _, msg in announced if msg is not None], now)
         return after
 
     def _mark_dirty(self, site: str, device: str, touched: list[IncomingRating], now: datetime,
@@ -300,100 +304,78 @@ class CentralService(BackgroundService):
 
     # --- time-driven work -----------------------------------------------------------------------
     def tick(self, now: datetime | None = None, *, silence: bool | None = None) -> list[Opened]:
-        """Device health, silence (every ``silence_interval``), SLA escalation, outcomes; what it opened."""
+        """Device health, silence (every ``silence_interval``), SLA escalation, outcomes; what it opened.
+
+        Each item (a candidate, an alert, a location's outcomes) is handled on its own: one that fails is logged
+        and skipped, so a bad row can never stop the tick for everything after it.
+        """
         now = now or self.clock.now()
         org, book = self.org(), self.book()
         if silence is None:
-            silence = time.monotonic() - self._last_silence >= self.silence_interval
+            silence = self.clock.monotonic() - self._last_silence >= self.silence_interval
         if silence:
-            self._last_silence = time.monotonic()
-            candidates = rules.periodic(self.store, org, book, now, usual_cache=self._usual)
-        else:
-            candidates = rules.status_rules(self.store, org, book, now)
-        opened = rules.raise_candidates(self.store, book, candidates, now)
-        for o in opened:
-            self._announce(o, now)
+            self._last_silence = self.clock.monotonic()
+        candidates = _guarded("the periodic rules", lambda: rules.periodic(
+            self.store, org, book, now, usual_cache=self._usual) if silence else rules.status_rules(
+            self.store, org, book, now)) or []
+        opened: list[Opened] = []
+        for c in candidates:
+            for o in _guarded(f"opening {c.kind} at {c.key}",
+                              partial(rules.raise_candidates, self.store, book, [c], now)) or []:
+                opened.append(o)
+                _guarded(f"announcing alert {o.alert['id']}", partial(self._announce, o, now))
         for alert in self.store.alerts(state="live", limit=10_000):
-            if alert["kind"] not in rules.HEALTH_KINDS or alert.get("parent_id"):
-                continue
-            why = rules.recovered(self.store, book, alert, now)
-            done = lifecycle.auto_resolve(self.store, alert["id"], why, now) if why else None
-            if done is not None:
-                self._publish_alert(done, "recovered")
-        for alert, waited in sla.overdue(self.store, org, book, now):
-            up = sla.escalate(self.store, alert, now, waited)
-            if up is not None:
-                self.dispatcher.queue(up, now, purpose=f"escalation-{up['level']}", level=up["level"])
-                self._deliver_now.set()
-                self._publish_alert(up, "escalated")
-        self.publish_outcomes(now)
-        self.flush_mqtt(now)
+            if alert["kind"] in rules.HEALTH_KINDS and not alert.get("parent_id"):
+                _guarded(f"recovery of alert {alert['id']}", partial(self._recover, alert, book, now))
+        for alert, waited in _guarded("the SLA clocks", partial(sla.overdue, self.store, org, book, now)) or []:
+            _guarded(f"escalating alert {alert['id']}", partial(self._escalate, alert, waited, now))
+        _guarded("publishing outcomes", lambda: self.publish_outcomes(now))
+        _guarded("publishing pending alert messages", lambda: self.flush_mqtt(now))
         return opened
 
+    def _recover(self, alert: Alert, book: RuleBook, now: datetime) -> None:
+        why = rules.recovered(self.store, book, alert, now)
+        done = lifecycle.auto_resolve(self.store, alert["id"], why, now) if why else None
+        if done is not None:
+            self._publish_alert(done, "recovered")
+
+    def _escalate(self, alert: Alert, waited: float, now: datetime) -> None:
+        up = sla.escalate(self.store, alert, now, waited)
+        if up is not None:
+            self.dispatcher.queue(up, now, purpose=f"escalation-{up['level']}", level=up["level"])
+            self._deliver_now.set()
+            self._publish_alert(up, "escalated")
+
     def publish_outcomes(self, now: datetime) -> int:
-        """Publish (retained) the latest "you said, we did" items of each location with new ones."""
+        """Publish (retained) the latest "you said, we did" items of each location with new ones; a location
+        whose items cannot be published is logged and skipped, the others still go."""
         published = 0
         for site, location in self.store.unpublished_outcome_locations():
-            body = {"v": 1, "items": self.store.outcomes(site, location)}
-            if self.conn.publish(topics.outcomes(site, location), json.dumps(body, ensure_ascii=False), qos=1,
-                                 retain=True) is not None:
+            def one(site: str = site, location: str = location) -> bool:
+                body = {"v": 1, "items": self.store.outcomes(site, location)}
+                if self.conn.publish(topics.outcomes(site, location), json.dumps(body, ensure_ascii=False), qos=1,
+                                     retain=True) is None:
+                    return False
                 self.store.mark_outcomes_published(site, location, now)
-                published += 1
+                return True
+            published += bool(_guarded(f"outcomes of {site}/{location}", one))
         return published
 
     def _announce(self, opened: Opened, now: datetime) -> None:
-        """Queue the deliveries of an alert just opened and publish it (own transaction: rules and the tick)."""
-        with self.store.transaction():
-            message = self._queue_alert(opened, now)
-        self._send_alert_messages([message] if message is not None else [], now)
-
-    def _queue_alert(self, opened: Opened, now: datetime) -> AlertMessage | None:
-        """In the caller's transaction: the people to tell, and the alert's message on the site's alerts topic,
-        recorded as a pending delivery; None if there is nothing new to say (a repeat, a redelivery)."""
-        if opened.action in ("repeated", "duplicate"):
-            return None
-        alert = opened.alert
-        if opened.notify:
-            purpose = "alert" if opened.action == "opened" else f"reopened-{alert.get('reopened', 1)}"
-            self.dispatcher.queue(alert, now, purpose=purpose)
-            self._deliver_now.set()
-        return self._alert_message(alert, opened.action, now)
-
-    def _alert_message(self, alert: Alert, event: str, now: datetime) -> AlertMessage | None:
-        body = {"event": event, **alert}
-        step = alert.get("level") if event == "escalated" else alert.get("reopened", 0)
-        return self.store.add_alert_message(alert["id"], f"mqtt-{event}-{step}", topics.alerts(alert["site"]),
-                                            wire.encode(body), now)
+        self.announcer.announce(opened, now)
 
     def _publish_alert(self, alert: Alert, event: str) -> None:
-        """Publish on the site's alerts topic, recorded as a delivery; if not connected now, the row stays
-        pending and :meth:`flush_mqtt` publishes it after the reconnect."""
-        now = self.clock.now()
-        message = self._alert_message(alert, event, now)
-        self._send_alert_messages([message] if message is not None else [], now)
-
-    def _send_alert_messages(self, messages: list[AlertMessage], now: datetime) -> int:
-        """Publish recorded alert messages (after their commit), record each attempt, tell the listeners."""
-        if not messages:
-            return 0
-        results = [(m.row_id, self.conn.publish(m.topic, m.payload, qos=1) is not None) for m in messages]
-        self.store.record_alert_sends(results, now)
-        for m in messages:
-            for listener in self.on_alert:
-                try:
-                    listener(json.loads(m.payload))
-                except Exception:
-                    log.exception("alert listener failed")
-        return sum(ok for _, ok in results)
+        self.announcer.publish(alert, event, self.clock.now())
 
     def flush_mqtt(self, now: datetime | None = None) -> int:
         """Publish alert messages that could not go out when they were raised (central was disconnected)."""
-        if not self.conn.connected:
-            return 0
-        now = now or self.clock.now()
-        sent = 0
-        for message in self.store.pending_alert_messages(limit=500):
-            if not self._send_alert_messages([message], now):
-                break
-            sent += 1
-        return sent
+        return self.announcer.flush(now or self.clock.now())
+
+
+def _guarded(what: str, fn: Callable[[], T]) -> T | None:
+    """``fn()``, or None after logging what failed: periodic work goes on past one bad item."""
+    try:
+        return fn()
+    except Exception:
+        log.exception("periodic tick: %s failed; skipped until the next tick", what)
+        return None
