@@ -63,11 +63,16 @@ def summary_rows(res: dict[str, Any]) -> list[list[str]]:
                              f"{_f(d['fresh_rps'])} ratings/s" + (" (stopped at the bound)" if d.get(
                                  "fresh_timed_out") else ""), "bare durable subscriber",
                              f"{d['fresh_vs_bare']:.2f}× ({_range(d['fresh_vs_bare_spread'])})", "–", ""])
-        rows.append([f"Drain {d['ratings']:,} ratings" if "vs_bare" not in d else "", "" if "vs_bare" in d else
-                     f"{_f(d['drain_rps'])} ratings/s{late}", f"raw batches {_f(d['raw_rps'])}/s",
-                     f"{d['vs_raw']:.2g}×", "≥ 0.25× (old)", _f(d["vs_raw"] >= 0.25)])
-        rows.append(["", "", f"naive {_f(d['naive_rps'])}/s", f"{d['vs_naive']:.2g}×", "≥ 10× (old)",
-                     _f(d["vs_naive"] >= 10)])
+        if "vs_bare" in d:  # the old baselines, kept for comparison with earlier runs; the target is vs bare
+            rows.append(["", "", f"raw paho batches {_f(d['raw_rps'])}/s", f"{d['vs_raw']:.2g}×",
+                         "earlier: ≥ 0.25×", ""])
+            rows.append(["", "", f"naive {_f(d['naive_rps'])}/s", f"{d['vs_naive']:.2g}×", "earlier: ≥ 10×", ""])
+        else:
+            rows.append([f"Drain {d['ratings']:,} ratings", f"{_f(d['drain_rps'])} ratings/s{late}",
+                         f"raw batches {_f(d['raw_rps'])}/s", f"{d['vs_raw']:.2g}×", "≥ 0.25×",
+                         _f(d["vs_raw"] >= 0.25)])
+            rows.append(["", "", f"naive {_f(d['naive_rps'])}/s", f"{d['vs_naive']:.2g}×", "≥ 10×",
+                         _f(d["vs_naive"] >= 10)])
         if "happy_rps" in d:
             late = " (stopped at the bound)" if d.get("happy_timed_out") else ""
             rows.append(["Drain, same size, no negatives (no alerts)", f"{_f(d['happy_rps'])} ratings/s{late}",
