@@ -4,22 +4,44 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages: the broker (tests start their own), GL for Kivy under SDL's offscreen driver,
-# Node for running the MicroPython firmware under the real interpreter.
-SYSTEM_PACKAGES := mosquitto mosquitto-clients libgl1 libegl1 libegl-mesa0 libgl1-mesa-dri nodejs
+# Node for running the MicroPython firmware under the real interpreter, faketime for `make test-night`.
+SYSTEM_PACKAGES := mosquitto mosquitto-clients libgl1 libegl1 libegl-mesa0 libgl1-mesa-dri nodejs faketime
 PYTEST_ARGS ?=
+# PostgreSQL tests run against 127.0.0.1:5432. They are required (fail, never skip) when pg_isready answers
+# there (tests/conftest.py decides), and always in CI; SMILELOOP_REQUIRE_POSTGRES=0/1 overrides.
+PYTEST := $(if $(CI),SMILELOOP_REQUIRE_POSTGRES=1 )$(BIN)/python -m pytest -n 2 -p no:cacheprovider
+# `make test-night`: the whole suite with the wall clock at these times (UTC), in turn.
+NIGHT_TIMES := "2026-12-03 02:30:00" "2026-12-03 23:30:00"
 # The MicroPython interpreter (webassembly port, from npm) that runs the panel firmware in tests.
 FIRMWARE_TEST := hardware/firmware/host-test
 NODE_STAMP := $(FIRMWARE_TEST)/node_modules/.package-lock.json
 
-.PHONY: demo test lint typecheck check system-deps venv bench bench-full clean
+.PHONY: demo test test-night test-random lint typecheck check system-deps venv pre-commit bench bench-full clean
 
 demo: system-deps $(STAMP)
 	$(BIN)/smileloop demo $(if $(DURATION),--duration $(DURATION))
 
-# PostgreSQL tests run against 127.0.0.1:5432; they must pass (not skip) in CI or wherever it answers.
+# A fixed test order (pytest-randomly stays off: `-p no:randomly`, also in pyproject's addopts).
 test: system-deps $(STAMP) $(NODE_STAMP) lint
-	SMILELOOP_REQUIRE_POSTGRES=$$( { [ -n "$$CI" ] || pg_isready -q -h 127.0.0.1 2>/dev/null; } && echo 1 || echo 0) \
-		$(BIN)/python -m pytest -n 2 -p no:cacheprovider $(PYTEST_ARGS)
+	$(PYTEST) -p no:randomly $(PYTEST_ARGS)
+
+# The suite at night and just before midnight (UTC) under libfaketime: the wall clock starts there and ticks
+# on; monotonic clocks stay real, so timeouts behave (tests/faketime/sitecustomize.py says why Python's sleep
+# needs help there). Both runs go; it fails if either failed.
+test-night: system-deps $(STAMP) $(NODE_STAMP)
+	@command -v faketime >/dev/null || { echo "faketime is missing (Debian: apt-get install faketime)"; exit 1; }
+	@rc=0; for t in $(NIGHT_TIMES); do \
+		echo "== the suite at $$t UTC"; \
+		PYTHONPATH=$(CURDIR)/tests/faketime$${PYTHONPATH:+:$$PYTHONPATH} TZ=UTC FAKETIME_DONT_FAKE_MONOTONIC=1 \
+			faketime -f "@$$t" $(PYTEST) -p no:randomly $(PYTEST_ARGS) || rc=1; \
+	done; exit $$rc
+
+# The suite in a random order (pytest-randomly). The seed is printed; `make test-random SEED=n` repeats an order.
+test-random: system-deps $(STAMP) $(NODE_STAMP)
+	@seed=$${SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+		echo "== random test order, seed $$seed (repeat it with: make test-random SEED=$$seed)"; \
+		$(PYTEST) -p randomly --randomly-seed=$$seed $(PYTEST_ARGS) \
+		|| { echo "== failed with seed $$seed: make test-random SEED=$$seed"; exit 1; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,6 +54,10 @@ bench-full: system-deps $(STAMP)
 	$(BIN)/python -m bench --full
 
 venv: $(STAMP)
+
+# ruff and mypy before every commit (.pre-commit-config.yaml).
+pre-commit: $(STAMP)
+	$(BIN)/pre-commit install
 
 $(NODE_STAMP): $(FIRMWARE_TEST)/package.json $(FIRMWARE_TEST)/package-lock.json
 	cd $(FIRMWARE_TEST) && npm ci --no-audit --no-fund --loglevel=error
