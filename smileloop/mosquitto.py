@@ -53,6 +53,9 @@ class PortReservation:
             self._sock.close()
             self._sock = None
 
+    def __del__(self) -> None:  # an object dropped without release() gives the port back quietly
+        self.release()
+
     def __enter__(self) -> PortReservation:
         return self
 
