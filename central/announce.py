@@ -42,21 +42,21 @@ class Announcer:
     def queue(self, opened: Opened, now: datetime) -> AlertMessage | None:
         """In the caller's transaction: the people to tell, and the alert's message on the site's alerts topic,
         recorded as a pending delivery; None if there is nothing new to say (a repeat, a redelivery)."""
-        if opened.action in ("repeated", "duplicate"):
-            return None
-        alert = opened.alert
-        if opened.notify:
-            purpose = "alert" if opened.action == "opened" else f"reopened-{alert.get('reopened', 1)}"
-            self.dispatcher.queue(alert, now, purpose=purpose)
-            self.wake()
-        return self.record(alert, opened.action, now)
+        return self.queue_many([opened], now)[0] if opened.action not in ("repeated", "duplicate") else None
+
+    def queue_many(self, opened: list[Opened], now: datetime) -> list[AlertMessage | None]:
+        """:meth:`queue` for a whole batch of alerts, their messages recorded with one multi-row insert."""
+        fresh = [o for o in opened if o.action not in ("repeated", "duplicate")]
+        for o in fresh:
+            if o.notify:
+                purpose = "alert" if o.action == "opened" else f"reopened-{o.alert.get('reopened', 1)}"
+                self.dispatcher.queue(o.alert, now, purpose=purpose)
+                self.wake()
+        return self.store.add_alert_messages([_message(o.alert, o.action) for o in fresh], now)
 
     def record(self, alert: Alert, event: str, now: datetime) -> AlertMessage | None:
         """The alert's message for the site's alerts topic, recorded as a pending delivery (None if it was)."""
-        body = {"event": event, **alert}
-        step = alert.get("level") if event == "escalated" else alert.get("reopened", 0)
-        return self.store.add_alert_message(alert["id"], f"mqtt-{event}-{step}", topics.alerts(alert["site"]),
-                                            wire.encode(body), now)
+        return self.store.add_alert_message(*_message(alert, event), now)
 
     def publish(self, alert: Alert, event: str, now: datetime) -> None:
         """Publish on the site's alerts topic, recorded as a delivery; if not connected now, the row stays
@@ -88,3 +88,9 @@ class Announcer:
                 break
             sent += 1
         return sent
+
+
+def _message(alert: Alert, event: str) -> tuple[str, str, str, str]:
+    """(alert id, purpose, topic, payload) of an alert's message on the site's alerts topic."""
+    step = alert.get("level") if event == "escalated" else alert.get("reopened", 0)
+    return alert["id"], f"mqtt-{event}-{step}", topics.alerts(alert["site"]), wire.encode({"event": event, **alert})

@@ -32,8 +32,9 @@ from central.ingest import IncomingRating, check_message
 from central.intake import Inbound, Intake
 from central.notify import Dispatcher, Send, apprise_send
 from central.org import Contact, Org
-from central.records import Alert, AlertMessage, Opened
+from central.records import Alert, Opened
 from central.rulebook import RuleBook
+from central.statuses import StatusKeeper
 from central.store import CentralStore, MessageRatings, Rejection
 from device.clock import Clock, SystemClock, utc_iso
 from smileloop import topics, wire
@@ -86,6 +87,8 @@ class CentralService(BackgroundService):
         self._delivery_thread: threading.Thread | None = None
         self._last_silence = 0.0
         self._usual: dict[tuple[str, str], tuple[datetime, float | None]] = {}
+        self._statuses: list[Inbound] = []
+        self.statuses = StatusKeeper(store, self.clock)
 
     # --- configuration (re-read when `smileloop org/rules` change it) ----------------------------
     def org(self) -> Org:
@@ -127,6 +130,7 @@ class CentralService(BackgroundService):
                     continue
                 self.conn.step(timeout=0.05 if not self.intake.pending else 0.0)
                 self.intake.flush()
+                self._flush_statuses()
                 if self._dirty and time.monotonic() >= next_windows:
                     next_windows = time.monotonic() + self.window_interval
                     try:
@@ -165,16 +169,26 @@ class CentralService(BackgroundService):
         client.subscribe([(self.subscription, 1), (topics.ALL_STATUS, 1)])
 
     def _on_message(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
+        inbound = Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, conn=self.conn.connects)
         if msg.topic.endswith("/status"):
-            try:
-                self.handle_status(msg.topic, bytes(msg.payload))
-            except Exception:  # retained and repeated by the device's heartbeat: never worth blocking for
-                log.exception("could not keep the status on %s; the next heartbeat brings it again", msg.topic)
-            client.ack(msg.mid, msg.qos)
+            self._statuses.append(inbound)
             return
-        self.intake.add(Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, conn=self.conn.connects))
+        self.intake.add(inbound)
         if self.intake.full:
             self.intake.flush()
+
+    def _flush_statuses(self) -> None:
+        """Statuses received since the last step, in one statement; acknowledged whatever happens (each is
+        retained and repeated by the device's heartbeat: never worth holding the broker's window for)."""
+        batch, self._statuses = self._statuses, []
+        if not batch:
+            return
+        try:
+            self.handle_statuses([(m.topic, m.payload) for m in batch])
+        except Exception:
+            log.exception("could not keep %d device status(es); the next heartbeats bring them again", len(batch))
+        for m in batch:
+            self._ack(m)
 
     def _ack(self, m: Inbound) -> None:
         """Acknowledge to the broker; a message received on an earlier connection cannot be (it comes again)."""
@@ -228,17 +242,14 @@ class CentralService(BackgroundService):
             if result.sent:
                 key = (result.site, result.device, result.sent.boot)
                 if key not in offsets:
-                    offsets[key] = self.store.clock_offset(*key)
+                    offsets[key] = self.statuses.clock_offset(*key)
                 offset = offsets[key]
             ratings = repair(result.ratings, result.sent, now, threshold, offset)
             parts.append(MessageRatings(result.site, result.device, ratings))
-        announced: list[tuple[Opened, AlertMessage | None]] = []
         with self.store.transaction():
             stored = self.store.store_messages(parts, now, rule=rules.rating_rule(book), late=rules.late_rule(book),
                                                rejections=rejections)
-            for batch_result in stored:
-                for opened in batch_result.alerts:
-                    announced.append((opened, self.announcer.queue(opened, now)))
+            messages = self.announcer.queue_many([o for b in stored for o in b.alerts], now)
         by_message = iter(stored)
         for c, m in zip(checked, batch, strict=True):
             if c.result is None:
@@ -256,7 +267,7 @@ class CentralService(BackgroundService):
                     site, device, _ = topics.parse_device_topic(m.topic) or ("", "", "")
                     self.conn.publish(topics.ack(site, device),
                                       wire.receipt(m.receipt["ts"], m.receipt["stored"], m.receipt["rejected"]), qos=1)
-            self.announcer.send([msg for _, msg in announced if msg is not None], now)
+            self.announcer.send([m for m in messages if m is not None], now)
         return after
 
     def _mark_dirty(self, site: str, device: str, touched: list[IncomingRating], now: datetime,
@@ -288,19 +299,11 @@ class CentralService(BackgroundService):
             log.exception("window rules for %s/%s failed (check `smileloop rules list`)", site, device)
 
     def handle_status(self, topic: str, payload: bytes) -> None:
-        """Keep the latest status of each device (what the offline, backlog and disk rules read)."""
-        parsed = topics.parse_device_topic(topic)
-        if parsed is None or not payload:
-            return  # an empty retained message clears the topic: nothing to keep
-        site, device, _ = parsed
-        try:
-            status = json.loads(payload)
-            if not isinstance(status, dict):
-                raise ValueError("not an object")
-        except ValueError as e:
-            self.store.reject(topic, payload, f"status is not a JSON object: {e}", self.clock.now())
-            return
-        self.store.upsert_status(site, device, status, payload.decode("utf-8", "replace"), self.clock.now())
+        """Keep the latest status of a device (what the offline, backlog and disk rules read)."""
+        self.handle_statuses([(topic, payload)])
+
+    def handle_statuses(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        self.statuses.handle(messages)
 
     # --- time-driven work -----------------------------------------------------------------------
     def tick(self, now: datetime | None = None, *, silence: bool | None = None) -> list[Opened]:
@@ -379,3 +382,4 @@ def _guarded(what: str, fn: Callable[[], T]) -> T | None:
     except Exception:
         log.exception("periodic tick: %s failed; skipped until the next tick", what)
         return None
+

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -25,9 +25,10 @@ from central.db import Database, PostgresDatabase, open_database
 from central.records import Alert, AlertMessage, Candidate, DeviceStatus, Opened
 from central.schema import migrate
 from central.store_deliveries import DeliveryStore
-from central.store_ingest import AlertRule, IngestStore, Late, MessageRatings, Rejection, StoredBatch
+from central.store_ingest import AlertRule, IngestStore, Late, MessageRatings, Rejection, StoredBatch, safe_text
 from central.store_reads import ReadStore
 from device.clock import parse_utc, utc_iso
+from smileloop.ids import is_id
 
 
 class CentralStore(IngestStore, DeliveryStore, ReadStore):
@@ -71,19 +72,26 @@ class CentralStore(IngestStore, DeliveryStore, ReadStore):
     # --- device status ------------------------------------------------------------------------
     def upsert_status(self, site: str, device: str, status: dict[str, Any], raw: str, received_at: datetime) -> None:
         """The latest status of a device; ``since`` is when its state last changed (offline since…)."""
+        self.upsert_statuses([(site, device, status, raw)], received_at)
+
+    def upsert_statuses(self, statuses: Sequence[tuple[str, str, dict[str, Any], str]], received_at: datetime) -> None:
+        """Many devices' latest statuses in one statement: (site, device, status, raw JSON) each."""
         at = utc_iso(received_at)
-        state = str(status.get("state") or "unknown")
-        with self.db.transaction():
-            prev = self.db.one("SELECT state, since FROM device_status WHERE site = ? AND device_id = ?",
-                               (site, device))
-            since = prev["since"] if prev and prev["state"] == state else at
-            self.db.execute("DELETE FROM device_status WHERE site = ? AND device_id = ?", (site, device))
-            self.db.execute(
-                "INSERT INTO device_status (site, device_id, location, state, ts, received_at, since, backlog, "
-                "oldest_unsent, disk_free_mb, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (site, device, status.get("location"), state, status.get("ts"), at, since,
-                 _int_or_none(status.get("backlog")), status.get("oldest_unsent"),
-                 _float_or_none(status.get("disk_free_mb")), raw))
+        rows = []
+        for site, device, status, raw in statuses:
+            location = status.get("location")
+            rows.append((site, device, location if is_id(location) else None,
+                         safe_text(str(status.get("state") or "unknown"), 40), _text_or_none(status.get("ts")),
+                         at, at, _int_or_none(status.get("backlog")), _text_or_none(status.get("oldest_unsent")),
+                         _float_or_none(status.get("disk_free_mb")), safe_text(raw, 16_384)))
+        self.db.executemany(
+            "INSERT INTO device_status (site, device_id, location, state, ts, received_at, since, backlog, "
+            "oldest_unsent, disk_free_mb, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (site, device_id) DO UPDATE SET location = excluded.location, state = excluded.state, "
+            "ts = excluded.ts, received_at = excluded.received_at, "
+            "since = CASE WHEN device_status.state = excluded.state THEN device_status.since ELSE excluded.since END, "
+            "backlog = excluded.backlog, oldest_unsent = excluded.oldest_unsent, "
+            "disk_free_mb = excluded.disk_free_mb, raw = excluded.raw", rows)
 
     def clock_offset(self, site: str, device: str, boot: str | None) -> float | None:
         """The device's clock offset from its latest status, if measured in the boot ``boot``."""
@@ -141,12 +149,18 @@ class CentralStore(IngestStore, DeliveryStore, ReadStore):
         return self.db.query(sql, params)
 
 
+def _text_or_none(v: Any) -> str | None:
+    return safe_text(v, 64) if isinstance(v, str) else None
+
+
 def _int_or_none(v: Any) -> int | None:
-    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) and abs(v) < 2**53 else None
 
 
 def _float_or_none(v: Any) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+    if not isinstance(v, int | float) or isinstance(v, bool) or not -1e15 < v < 1e15:
+        return None
+    return float(v)
 
 
 def parse_time(text: str | None) -> datetime | None:

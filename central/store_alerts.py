@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -124,6 +125,14 @@ class AlertStore:
         row = self.db.one("SELECT * FROM alerts WHERE kind = ? AND group_key = ? AND state <> 'resolved'",
                           (kind, group_key))
         return alert_row(row) if row else None
+
+    def live_alerts(self, kind: str, group_keys: Sequence[str]) -> list[Alert]:
+        """The live alerts of ``kind`` for many causes at once."""
+        if not group_keys:
+            return []
+        return [alert_row(r) for r in self.db.query(
+            f"SELECT * FROM alerts WHERE kind = ? AND state <> 'resolved' AND group_key IN "
+            f"({','.join('?' * len(group_keys))})", (kind, *group_keys))]
 
     def grouped_under(self, alert_id: str) -> list[Alert]:
         """The live alerts grouped under this one (they close with it)."""

@@ -116,6 +116,33 @@ class DeliveryStore:
             (row_id, alert_id, purpose, "mqtt", f"mqtt:{topic}", "pending", utc_iso(now), utc_iso(now), payload))
         return AlertMessage(row_id, topic, payload) if fresh else None
 
+    def add_alert_messages(self, messages: Sequence[tuple[str, str, str, str]],
+                           now: datetime) -> list[AlertMessage | None]:
+        """Many of :meth:`add_alert_message` at once, (alert id, purpose, topic, payload) each: one look-up of
+        those already recorded and one multi-row insert."""
+        if not messages:
+            return []
+        at = utc_iso(now)
+        seen: set[tuple[str, str]] = set()
+        ids = sorted({m[0] for m in messages})
+        for i in range(0, len(ids), 400):
+            part = ids[i:i + 400]
+            for row in self.db.query("SELECT alert_id, purpose FROM deliveries WHERE contact = 'mqtt' AND alert_id IN "
+                                     f"({','.join('?' * len(part))})", part):
+                seen.add((row["alert_id"], row["purpose"]))
+        out: list[AlertMessage | None] = []
+        rows: list[tuple[Any, ...]] = []
+        for alert_id, purpose, topic, payload in messages:
+            if (alert_id, purpose) in seen:
+                out.append(None)
+                continue
+            seen.add((alert_id, purpose))
+            row_id = str(uuid.uuid4())
+            rows.append((row_id, alert_id, purpose, "mqtt", f"mqtt:{topic}", "pending", at, at, payload))
+            out.append(AlertMessage(row_id, topic, payload))
+        self.db.executemany(_INSERT + " ON CONFLICT DO NOTHING", rows)
+        return out
+
     def record_alert_sends(self, results: Sequence[tuple[str, bool]], now: datetime) -> None:
         """One transaction for the attempts of many published alert messages: (delivery id, published?)."""
         at = utc_iso(now)

@@ -237,17 +237,28 @@ class IngestStore(AlertStore):
         """One "backlog arrived" alert per location: a live one takes the new counts (one more hit, no new
         page); otherwise one opens (and is paged once)."""
         out: list[Opened] = []
-        for (site, location), c in counts.items():
-            candidate = late.candidate(site, location, c)
-            if candidate is None:
+        firsts = {where: late.candidate(*where, c) for where, c in counts.items()}
+        keys = sorted({c.key for c in firsts.values() if c is not None})
+        live: dict[str, Alert] = {}
+        for i in range(0, len(keys), 400):  # one look-up for every location of the batch
+            for alert in self.live_alerts("backlog_arrived", keys[i:i + 400]):
+                live[alert["group_key"] or ""] = alert
+        at = utc_iso(now)
+        updates: list[tuple[Any, ...]] = []
+        for (site, location), first in firsts.items():
+            if first is None:
                 continue
-            live = self.live_alert(candidate.kind, candidate.key)
-            if live is not None:
-                candidate = late.candidate(site, location, _merge_counts(live["detail"], c))
-            if candidate is not None:
-                opened = self.open_alert(candidate, now)
+            known = live.get(first.key)
+            if known is None:
+                opened = self.open_alert(first, now)
                 if opened.action != "duplicate":
                     out.append(opened)
+                continue
+            merged = late.candidate(site, location, _merge_counts(known["detail"], counts[(site, location)]))
+            if merged is not None:  # one more hit on the live summary: new counts, no new page
+                updates.append((at, json.dumps(merged.detail), merged.title, known["id"]))
+        self.db.executemany("UPDATE alerts SET hits = hits + 1, last_seen_at = ?, detail = ?, title = ? WHERE id = ?",
+                            updates)
         return out
 
 
