@@ -52,7 +52,12 @@ class Announcer:
                 purpose = "alert" if o.action == "opened" else f"reopened-{o.alert.get('reopened', 1)}"
                 self.dispatcher.queue(o.alert, now, purpose=purpose)
                 self.wake()
-        return self.store.add_alert_messages([_message(o.alert, o.action) for o in fresh], now)
+        # A grouped alert's message is informational (its first alert's is the one that matters): published,
+        # not recorded as a delivery, so a burst of negatives costs one row each, not four.
+        recorded = iter(self.store.add_alert_messages([_message(o.alert, o.action) for o in fresh
+                                                       if o.action != "grouped"], now))
+        return [AlertMessage(None, *_message(o.alert, o.action)[2:]) if o.action == "grouped" else next(recorded)
+                for o in fresh]
 
     def record(self, alert: Alert, event: str, now: datetime) -> AlertMessage | None:
         """The alert's message for the site's alerts topic, recorded as a pending delivery (None if it was)."""
@@ -69,7 +74,7 @@ class Announcer:
         if not messages:
             return 0
         results = [(m.row_id, self.conn.publish(m.topic, m.payload, qos=1) is not None) for m in messages]
-        self.store.record_alert_sends(results, now)
+        self.store.record_alert_sends([(rid, ok) for rid, ok in results if rid is not None], now)
         for m in messages:
             for listener in self.on_alert:
                 try:

@@ -95,9 +95,10 @@ class AuditEntry(TypedDict):
 
 @dataclass(frozen=True)
 class AlertMessage:
-    """An alert's message for the site's alerts topic, recorded as a delivery before it is published."""
+    """An alert's message for the site's alerts topic, recorded as a delivery before it is published
+    (``row_id`` None: a grouped alert's, published but not recorded)."""
 
-    row_id: str
+    row_id: str | None
     topic: str
     payload: str
 

@@ -145,6 +145,8 @@ class DeliveryStore:
 
     def record_alert_sends(self, results: Sequence[tuple[str, bool]], now: datetime) -> None:
         """One transaction for the attempts of many published alert messages: (delivery id, published?)."""
+        if not results:
+            return
         at = utc_iso(now)
         with self.db.transaction():
             self.db.executemany("INSERT INTO delivery_attempts (delivery_id, at, ok, error) VALUES (?,?,?,?)",

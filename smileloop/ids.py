@@ -8,6 +8,7 @@ empty strings, no control characters (a trailing newline included: the match is 
 
 from __future__ import annotations
 
+import functools
 import re
 
 ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
@@ -16,7 +17,12 @@ _ID = re.compile(ID_PATTERN)
 
 def is_id(value: object) -> bool:
     """True when ``value`` is a string that is a whole valid identifier."""
-    return isinstance(value, str) and _ID.fullmatch(value) is not None
+    return isinstance(value, str) and len(value) <= 64 and _valid(value)
+
+
+@functools.lru_cache(maxsize=4096)  # the same few sites, devices and locations over and over
+def _valid(value: str) -> bool:
+    return _ID.fullmatch(value) is not None
 
 
 def id_problem(value: object, what: str) -> str | None:
