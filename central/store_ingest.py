@@ -190,7 +190,7 @@ class IngestStore(AlertStore):
             for row in db.query("SELECT kind, rating_id FROM alerts WHERE rating_id IN "
                                 f"({','.join('?' * len(chunk))})", chunk):
                 existing.add((row["kind"], row["rating_id"]))
-        parents: dict[tuple[str, str, str], str | None] = {}
+        parents = self._cooldown_parents([(c, cooldown) for c, cooldown in candidates if cooldown > 0], now)
         rows: list[tuple[Any, ...]] = []
         audits: list[tuple[Any, ...]] = []
         hits: Counter[str] = Counter()
@@ -202,10 +202,7 @@ class IngestStore(AlertStore):
             where = (c.kind, c.site, c.location or "")
             parent: str | None = None
             if cooldown > 0:
-                if where not in parents:
-                    parents[where] = self.cooldown_parent(c.kind, c.site, c.location,
-                                                          now - timedelta(seconds=cooldown))
-                parent = parents[where]
+                parent = parents.get(where)
             alert_id = str(uuid.uuid4())
             rows.append(insert_params(new_alert(c, alert_id, at, parent)))
             if parent:
@@ -220,8 +217,8 @@ class IngestStore(AlertStore):
         if not rows:
             return []
         db.executemany(INSERT_ALERT, rows)
-        for parent_id, n in hits.items():
-            db.execute("UPDATE alerts SET hits = hits + ?, last_seen_at = ? WHERE id = ?", (n, at, parent_id))
+        db.executemany("UPDATE alerts SET hits = hits + ?, last_seen_at = ? WHERE id = ?",
+                       [(n, at, parent_id) for parent_id, n in hits.items()])
         db.executemany("INSERT INTO alert_audit (alert_id, at, actor, action, from_state, to_state, note) "
                        "VALUES (?,?,?,?,?,?,?)", audits)
         by_id: dict[str, Alert] = {}
@@ -231,6 +228,28 @@ class IngestStore(AlertStore):
             for row in db.query(f"SELECT * FROM alerts WHERE id IN ({','.join('?' * len(part))})", part):
                 by_id[row["id"]] = alert_row(row)
         return [Opened(action, by_id[alert_id]) for alert_id, action in made]
+
+    def _cooldown_parents(self, candidates: list[tuple[Candidate, float]],
+                          now: datetime) -> dict[tuple[str, str, str], str | None]:
+        """For each (kind, site, location) of the batch, the live ungrouped alert opened within that candidate's
+        cooldown (see :meth:`cooldown_parent`), read with one query for the whole batch."""
+        if not candidates:
+            return {}
+        since = {(c.kind, c.site, c.location or ""): utc_iso(now - timedelta(seconds=cd)) for c, cd in candidates}
+        kinds = sorted({k for k, _, _ in since})
+        sites = sorted({s for _, s, _ in since})
+        out: dict[tuple[str, str, str], str | None] = {}
+        for i in range(0, len(sites), 400):
+            part = sites[i:i + 400]
+            for row in self.db.query(
+                    "SELECT id, kind, site, location, opened_at FROM alerts "
+                    f"WHERE kind IN ({','.join('?' * len(kinds))}) AND site IN ({','.join('?' * len(part))}) "
+                    "AND parent_id IS NULL AND state <> 'resolved' "
+                    "AND opened_at >= ? ORDER BY opened_at, id", (*kinds, *part, min(since.values()))):
+                where = (row["kind"], row["site"], row["location"] or "")
+                if where in since and where not in out and row["opened_at"] >= since[where]:
+                    out[where] = str(row["id"])
+        return out
 
     def _late_summaries(self, late: Late, counts: dict[tuple[str, str], dict[str, Any]],
                         now: datetime) -> list[Opened]:
