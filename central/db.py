@@ -212,20 +212,8 @@ class PostgresDatabase(Database):
 
     def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._ensure()
-        insert = _VALUES.match(sql)
         with self.conn.cursor() as cur:
-            if insert is None or len(rows) == 1:
-                cur.executemany(_pg_sql(sql), [tuple(r) for r in rows])
-                return
-            # An INSERT of many rows: one statement of many VALUES tuples per chunk, one round trip each
-            # (a pipelined executemany still waits on the server many times per batch).
-            head, one, tail = insert.groups()
-            per = max(1, min(1000, 60_000 // max(1, one.count("?"))))
-            for i in range(0, len(rows), per):
-                part = rows[i:i + per]
-                one_pg = _pg_sql(one)
-                cur.execute(_pg_sql(head) + ",".join([one_pg] * len(part)) + _pg_sql(tail),
-                            [v for r in part for v in r], prepare=False)
+            cur.executemany(_pg_sql(sql), [tuple(r) for r in rows])
 
     def writable(self) -> bool:
         with self._lock:
@@ -255,7 +243,6 @@ class PostgresDatabase(Database):
 
 
 _PG_CACHE: dict[str, str] = {}
-_VALUES = re.compile(r"(INSERT INTO .*? VALUES\s*)(\([?,\s]+\))(.*)", re.S | re.I)
 
 
 def _pg_sql(sql: str) -> str:
