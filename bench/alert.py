@@ -24,7 +24,7 @@ from bench import harness
 from bench.stats import quantiles, summary
 from device.recorder import Recorder
 from device.store import DeviceStore
-from smileloop import topics
+from smileloop_core import topics
 from sync_agent.agent import SyncAgent
 
 TARGET_P99_RATIO = 20.0

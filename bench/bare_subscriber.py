@@ -27,7 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from smileloop import topics, wire
+from smileloop_core import topics, wire
 
 _COLS = ("id", "site", "device_id", "location", "scale", "value", "reason", "ts", "seq", "boot_id", "mono",
          "received_at")

@@ -34,9 +34,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench import harness
 from bench.stats import median, ratios, spread
-from device.clock import FakeClock
 from device.recorder import Recorder
 from device.store import DeviceStore
+from smileloop_core.clock import FakeClock
 from sync_agent.agent import SyncAgent
 from sync_agent.errors import SyncError
 

@@ -38,8 +38,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench import harness
 from bench.stats import median, quantiles, ratios, spread
-from smileloop import topics
-from smileloop.mqtt import Backoff
+from smileloop_core import topics
+from smileloop_core.mqtt import Backoff
 
 MIX = (1, 2, 3, 3, 4, 4, 4, 4, 4, 4)  # one visitor in five unhappy
 TARGET_TWO_WORKERS = 1.6

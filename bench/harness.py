@@ -23,8 +23,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from device.config import DeviceConfig, parse_config
-from smileloop import topics
-from smileloop.mosquitto import Mosquitto
+from smileloop_core import topics
+from smileloop_core.mosquitto import Mosquitto
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -31,8 +31,8 @@ from bench import harness
 from bench.stats import median, ratios, spread
 from central.service import CentralService
 from central.store import CentralStore
-from smileloop import topics
-from smileloop.mqtt import BrokerSettings
+from smileloop_core import topics
+from smileloop_core.mqtt import BrokerSettings
 
 PG_URL = os.environ.get("SMILELOOP_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 _RAW_COLS = "id, device_id, site, location, scale, value, sentiment, ts, received_at, seq, boot_id, mono"

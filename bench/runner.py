@@ -79,7 +79,7 @@ def machine() -> dict[str, Any]:
 
     from importlib.metadata import version
 
-    from smileloop.mosquitto import mosquitto_binary
+    from smileloop_core.mosquitto import mosquitto_binary
 
     mosq = mosquitto_binary()
     mosq_version = next((line for line in run(mosq, "-h").splitlines() if "version" in line), "") if mosq else ""

@@ -16,8 +16,8 @@ from typing import Any
 from central.notify import Dispatcher
 from central.records import Alert, AlertMessage, Opened
 from central.store import CentralStore
-from smileloop import topics, wire
-from smileloop.connection import Connection
+from smileloop_core import topics, wire
+from smileloop_core.connection import Connection
 
 log = logging.getLogger("smileloop.central")
 

@@ -21,8 +21,8 @@ import click
 
 from central.service import CentralService
 from central.store import CentralStore
-from device.clock import utc_iso
-from smileloop.mqtt import BrokerSettings
+from smileloop_core.clock import utc_iso
+from smileloop_core.mqtt import BrokerSettings
 
 
 def messages(count: int, batch: int, negatives: float, seed: int = 1) -> list[tuple[str, bytes]]:

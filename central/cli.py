@@ -23,8 +23,8 @@ from central.notify import check_url
 from central.rulebook import COMMON, RULES, RuleBook, coerce, validate_rules
 from central.service import CentralService
 from central.store import CentralStore
-from device.clock import SystemClock
-from smileloop.mqtt import BrokerSettings
+from smileloop_core.clock import SystemClock
+from smileloop_core.mqtt import BrokerSettings
 
 __all__ = ["alerts", "central", "org", "rules_cmd"]
 

@@ -12,7 +12,7 @@ from central.cli_options import db_options, echo_json, json_option, org_of
 from central.notify import Dispatcher, deliveries_of
 from central.rulebook import RULES
 from central.store import CentralStore
-from device.clock import SystemClock
+from smileloop_core.clock import SystemClock
 
 
 @click.group()

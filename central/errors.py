@@ -1,8 +1,10 @@
 """One error base for central; each error also inherits the builtin it resembles, so the root CLI maps
 user mistakes (ValueError) to exit 2 and conditions to exit 1."""
 
+from smileloop_core.errors import SmileloopError
 
-class CentralError(Exception):
+
+class CentralError(SmileloopError):
     """Base of errors central raises on purpose."""
 
 

@@ -12,8 +12,8 @@ from central.records import Alert, Candidate
 from central.rulebook import RULES, RuleBook, candidate
 from central.rulebook import minutes as _minutes
 from central.store import CentralStore, parse_time
-from device.clock import utc_iso
-from device.hours import is_open, open_seconds_between
+from smileloop_core.clock import utc_iso
+from smileloop_core.hours import is_open, open_seconds_between
 
 
 def status_rules(store: CentralStore, org: Org, book: RuleBook, now: datetime) -> list[Candidate]:

@@ -20,12 +20,12 @@ from datetime import datetime
 from typing import Any
 
 from central.errors import InvalidMessage
-from device.clock import parse_utc
-from device.errors import InvalidRating
-from device.scales import SCALES, get_scale
-from smileloop import topics
-from smileloop.ids import id_problem
-from smileloop.wire import decode_v1
+from smileloop_core import topics
+from smileloop_core.clock import parse_utc
+from smileloop_core.errors import InvalidRating
+from smileloop_core.ids import id_problem
+from smileloop_core.scales import SCALES, get_scale
+from smileloop_core.wire import decode_v1
 
 MAX_MESSAGE_BYTES = 1_000_000
 MAX_RATINGS = 10_000  # the device config's largest sync.batch_size

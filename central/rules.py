@@ -22,8 +22,8 @@ from central.records import Candidate, Opened, RatingGroup
 from central.rulebook import FEEDBACK_KINDS, HEALTH_KINDS, RULES, RuleBook, candidate
 from central.rulebook import minutes as _minutes
 from central.store import AlertRule, CentralStore, Late
-from device.clock import utc_iso
-from device.scales import get_scale
+from smileloop_core.clock import utc_iso
+from smileloop_core.scales import get_scale
 
 
 def negative_rating(r: IncomingRating, site: str, device: str) -> Candidate | None:

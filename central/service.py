@@ -36,11 +36,11 @@ from central.records import Alert, Opened
 from central.rulebook import RuleBook
 from central.statuses import StatusKeeper
 from central.store import CentralStore, MessageRatings, Rejection
-from device.clock import Clock, SystemClock, utc_iso
-from smileloop import topics, wire
-from smileloop.connection import Connection
-from smileloop.mqtt import Backoff, BrokerSettings
-from smileloop.service import BackgroundService
+from smileloop_core import topics, wire
+from smileloop_core.clock import Clock, SystemClock, utc_iso
+from smileloop_core.connection import Connection
+from smileloop_core.mqtt import Backoff, BrokerSettings
+from smileloop_core.service import BackgroundService
 
 log = logging.getLogger("smileloop.central")
 T = TypeVar("T")

@@ -14,7 +14,7 @@ from central.org import Org
 from central.records import Alert
 from central.rulebook import RuleBook
 from central.store import CentralStore, parse_time
-from device.hours import open_seconds_between
+from smileloop_core.hours import open_seconds_between
 
 
 def overdue(store: CentralStore, org: Org, book: RuleBook, now: datetime) -> list[tuple[Alert, float]]:

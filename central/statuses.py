@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from central.store import CentralStore, Rejection
-from device.clock import Clock
-from smileloop import topics
-from smileloop.ids import id_problem
+from smileloop_core import topics
+from smileloop_core.clock import Clock
+from smileloop_core.ids import id_problem
 
 MAX_STATUS_BYTES = 16_384
 

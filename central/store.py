@@ -27,8 +27,8 @@ from central.schema import migrate
 from central.store_deliveries import DeliveryStore
 from central.store_ingest import AlertRule, IngestStore, Late, MessageRatings, Rejection, StoredBatch, safe_text
 from central.store_reads import ReadStore
-from device.clock import parse_utc, utc_iso
-from smileloop.ids import is_id
+from smileloop_core.clock import parse_utc, utc_iso
+from smileloop_core.ids import is_id
 
 
 class CentralStore(IngestStore, DeliveryStore, ReadStore):

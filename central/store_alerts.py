@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from central.errors import AlertNotFound
 from central.records import Alert, AuditEntry, Candidate, Opened
-from device.clock import utc_iso
+from smileloop_core.clock import utc_iso
 
 if TYPE_CHECKING:
     from central.db import Database

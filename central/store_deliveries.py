@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from central.records import AlertMessage, Attempt, Delivery, DeliveryRecord
-from device.clock import utc_iso
+from smileloop_core.clock import utc_iso
 
 if TYPE_CHECKING:
     from central.db import Database

@@ -20,7 +20,7 @@ from typing import Any
 from central.ingest import IncomingRating
 from central.records import Alert, Candidate, Opened
 from central.store_alerts import INSERT_ALERT, AlertStore, alert_row, insert_params, new_alert
-from device.clock import utc_iso
+from smileloop_core.clock import utc_iso
 
 RAW_KEEP = 65_536  # characters of a rejected payload kept for the record; the rest is cut (and said so)
 

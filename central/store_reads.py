@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
 from central.records import DeviceStatus, RatingGroup, ReasonCount, Tap
-from device.clock import parse_utc, utc_iso
+from smileloop_core.clock import parse_utc, utc_iso
 
 if TYPE_CHECKING:
     from central.db import Database

@@ -4,13 +4,13 @@ Every input (the Kivy kiosk, a button panel, the CLI) records a tap through :cla
 which validates it against the configured scale and stores it durably before it returns.
 """
 
-from device.clock import Clock, FakeClock, SystemClock
 from device.config import DeviceConfig, load_config
 from device.errors import ConfigError, DeviceError, InvalidRating, StoreError
-from device.model import Rating
 from device.recorder import Recorder
-from device.scales import SCALES, Scale, get_scale
 from device.store import DeviceStore
+from smileloop_core.clock import Clock, FakeClock, SystemClock
+from smileloop_core.model import Rating
+from smileloop_core.scales import SCALES, Scale, get_scale
 
 __all__ = [
     "SCALES",

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from device.errors import ConfigError
-from device.hours import WEEKDAYS, HoursConfig, HoursError, parse_hours
-from device.scales import SCALES
+from smileloop_core.hours import WEEKDAYS, HoursConfig, HoursError, parse_hours
+from smileloop_core.scales import SCALES
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,13 @@
 """One error base for the device core; each error also inherits the builtin it resembles."""
 
+from smileloop_core.errors import InvalidRating, SmileloopError
 
-class DeviceError(Exception):
+__all__ = ["ConfigError", "DeviceError", "InvalidRating", "StoreError"]
+
+
+class DeviceError(SmileloopError):
     """Base of every error the device core raises on purpose."""
 
-
-class InvalidRating(DeviceError, ValueError):
-    """A tap that does not fit the scale (out of range, unknown scale, bad reason). Nothing was stored."""
 
 
 class ConfigError(DeviceError, ValueError):

@@ -12,13 +12,13 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
-from device.clock import Clock, SystemClock
 from device.config import DeviceConfig
 from device.doorbell import Bell
-from device.errors import InvalidRating
-from device.model import Rating
-from device.scales import get_scale
 from device.store import DeviceStore
+from smileloop_core.clock import Clock, SystemClock
+from smileloop_core.errors import InvalidRating
+from smileloop_core.model import Rating
+from smileloop_core.scales import get_scale
 
 log = logging.getLogger(__name__)
 

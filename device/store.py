@@ -27,10 +27,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from device.clock import Clock, SystemClock, parse_utc, utc_iso
 from device.errors import StoreError
-from device.model import Rating
-from smileloop.sqlite import Migration, connect, migrate, transaction
+from smileloop_core.clock import Clock, SystemClock, parse_utc, utc_iso
+from smileloop_core.model import Rating
+from smileloop_core.sqlite import Migration, connect, migrate, transaction
 
 QUEUED, SENT, DELIVERED, REJECTED = 0, 1, 2, 3
 STATE_NAMES = {QUEUED: "queued", SENT: "sent", DELIVERED: "delivered", REJECTED: "rejected"}

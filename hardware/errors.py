@@ -1,7 +1,9 @@
 """One error base for the hardware part."""
 
+from smileloop_core.errors import SmileloopError
 
-class HardwareError(Exception):
+
+class HardwareError(SmileloopError):
     """Base of errors the hardware part raises on purpose."""
 
 

@@ -10,10 +10,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from device.clock import Clock, SystemClock
 from device.errors import DeviceError
 from device.recorder import Recorder
 from hardware.errors import PanelConfigError
+from smileloop_core.clock import Clock, SystemClock
 
 log = logging.getLogger("smileloop.panel")
 

@@ -15,9 +15,10 @@ from typing import Any
 
 import serial
 
-from device.errors import InvalidRating, StoreError
+from device.errors import StoreError
 from device.recorder import Recorder
 from hardware.errors import PanelProtocolError
+from smileloop_core.errors import InvalidRating
 
 log = logging.getLogger("smileloop.panel")
 

@@ -1,7 +1,9 @@
 """One error base for the kiosk; each error also inherits the builtin it resembles."""
 
+from smileloop_core.errors import SmileloopError
 
-class KioskError(Exception):
+
+class KioskError(SmileloopError):
     """Base of every error the kiosk raises on purpose."""
 
 

@@ -16,11 +16,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from device.clock import Clock, SystemClock
 from device.config import DeviceConfig
-from device.errors import InvalidRating, StoreError
-from device.hours import is_open
-from device.model import Rating
+from device.errors import StoreError
 from device.recorder import MAX_COMMENT, MAX_CONTACT, Recorder
 from device.store import DeviceStore
 from kiosk_ui.i18n import N_, SOURCE_LANGUAGE, translations
@@ -29,6 +26,10 @@ from kiosk_ui.status import StatusLine, staff_status
 from kiosk_ui.steps import ENGAGED, Step, Timings
 from kiosk_ui.texts import opening_time
 from kiosk_ui.upkeep import ConfigWatch, Every, Outcomes, disk_short, reopen, warn_config
+from smileloop_core.clock import Clock, SystemClock
+from smileloop_core.errors import InvalidRating
+from smileloop_core.hours import is_open
+from smileloop_core.model import Rating
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ from kivy.uix.label import Label
 from kivy.uix.togglebutton import ToggleButton
 from kivy.uix.widget import Widget
 
-from device.scales import get_scale
 from kiosk_ui.faces import Face, mood_colour, mood_symbol, moods
 from kiosk_ui.flow import KioskFlow, Step
 from kiosk_ui.i18n import N_, language_name
 from kiosk_ui.texts import NPS_HIGH, NPS_LOW, SCALE_WORDS, reason_label
+from smileloop_core.scales import get_scale
 
 INK = (0.13, 0.13, 0.15, 1)
 PAPER = (0.97, 0.96, 0.93, 1)

@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from device.clock import FakeClock
 from device.config import parse_config
 from device.errors import StoreError
 from device.store import DeviceStore
 from kiosk_ui.flow import KioskFlow
 from kiosk_ui.pin import hash_pin
+from smileloop_core.clock import FakeClock
 
 if TYPE_CHECKING:
     from kiosk_ui.app import KioskApp

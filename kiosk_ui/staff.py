@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from enum import StrEnum
 
-from device.clock import Clock
 from kiosk_ui.errors import PinError
 from kiosk_ui.pin import MAX_DIGITS, verify_pin
 from kiosk_ui.steps import Timings
+from smileloop_core.clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from device.clock import parse_utc
 from device.config import DeviceConfig
 from device.errors import StoreError
 from device.store import DeviceStore
 from kiosk_ui.i18n import N_
+from smileloop_core.clock import parse_utc
 
 
 @dataclass(frozen=True)

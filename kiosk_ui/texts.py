@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from device.hours import HoursConfig, next_change
 from kiosk_ui.i18n import N_
+from smileloop_core.hours import HoursConfig, next_change
 
 REASON_LABELS: dict[str, str] = {
     "waiting_time": N_("Waiting time"),

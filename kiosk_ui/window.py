@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from device.clock import Clock
 from device.config import load_config
+from smileloop_core.clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from provisioning.inventory import Device
-from smileloop import topics
+from smileloop_core import topics
 
 CLAIM_PREFIX = f"{topics.PREFIX}/_claim"  # '_' cannot start a site id, so this never meets a real site
 

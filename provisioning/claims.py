@@ -38,9 +38,9 @@ from provisioning.acl import CLAIM_PREFIX, claim_reply_topic, claim_request_topi
 from provisioning.bundle import Bundle, bundle_from_files, commit_bundle, prepare_bundle
 from provisioning.errors import ClaimRefused, ClaimTimeout, InvalidInput, ProvisioningError
 from provisioning.inventory import Inventory
-from smileloop.connection import Connection
-from smileloop.mqtt import Backoff, BrokerSettings
-from smileloop.service import BackgroundService
+from smileloop_core.connection import Connection
+from smileloop_core.mqtt import Backoff, BrokerSettings
+from smileloop_core.service import BackgroundService
 
 log = logging.getLogger("provisioning.claims")
 

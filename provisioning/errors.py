@@ -4,8 +4,10 @@ The root CLI turns a ``ValueError``-ish one into exit code 2 (the staff member t
 and any other into exit code 1 (a condition: the broker said no, the code was already used).
 """
 
+from smileloop_core.errors import SmileloopError
 
-class ProvisioningError(Exception):
+
+class ProvisioningError(SmileloopError):
     """Base of every error provisioning raises on purpose."""
 
 

@@ -3,7 +3,7 @@
 It holds password *hashes* only (the broker's format), never a plain password or a claim code: a copied
 inventory file does not let anyone connect as a device. The CA key lives beside the broker files instead.
 
-Opening, writing and migrating go through :mod:`smileloop.sqlite`: every write is one ``BEGIN IMMEDIATE``
+Opening, writing and migrating go through :mod:`smileloop_core.sqlite`: every write is one ``BEGIN IMMEDIATE``
 transaction, rolled back whole on any error.
 """
 
@@ -23,10 +23,10 @@ from typing import Any
 
 import sqlite_utils
 
-from device.clock import Clock, SystemClock, parse_utc, utc_iso
-from device.scales import SCALES
 from provisioning.errors import AlreadyExists, ClaimRefused, InvalidInput, NotFound
-from smileloop.sqlite import Migration, connect, migrate, transaction
+from smileloop_core.clock import Clock, SystemClock, parse_utc, utc_iso
+from smileloop_core.scales import SCALES
+from smileloop_core.sqlite import Migration, connect, migrate, transaction
 
 IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # docs/PROTOCOL.md "Topics"
 RESERVED_USERNAMES = {"central", "claim", "provisioner"}
@@ -181,7 +181,7 @@ class Inventory:
             c.execute("INSERT INTO locations VALUES (?, ?, ?, ?)", (site, location, name, self._now()))
 
     def _need_site(self, c: sqlite3.Connection, site: str) -> sqlite3.Row:
-        row = c.execute("SELECT * FROM sites WHERE id = ?", (site,)).fetchone()
+        row: sqlite3.Row | None = c.execute("SELECT * FROM sites WHERE id = ?", (site,)).fetchone()
         if row is None:
             known = [r[0] for r in c.execute("SELECT id FROM sites ORDER BY id")]
             raise NotFound(f"site {site!r} is not in the inventory (known: {', '.join(known) or 'none'}; "

@@ -14,9 +14,9 @@ import paho.mqtt.client as mqtt
 
 from provisioning.errors import BrokerRefused
 from provisioning.inventory import Inventory
-from smileloop import topics
-from smileloop.connection import Connection
-from smileloop.mqtt import Backoff, BrokerSettings
+from smileloop_core import topics
+from smileloop_core.connection import Connection
+from smileloop_core.mqtt import Backoff, BrokerSettings
 
 
 def fetch_statuses(settings: BrokerSettings, *, quiet: float = 0.5, timeout: float = 10.0) -> dict[str, dict]:

@@ -1,4 +1,7 @@
-"""smileloop: on-site feedback that closes the loop. This package holds the glue the parts share:
-the root CLI, MQTT connection settings, a private Mosquitto for tests and the demo, and topics."""
+"""smileloop: on-site feedback that closes the loop. This package is the application on the top floor: the
+``smileloop`` command (:mod:`smileloop.cli`) and ``smileloop demo``, assembling the parts; nothing imports it.
+The ground every part shares is :mod:`smileloop_core` (docs/ARCHITECTURE.md)."""
 
-__version__ = "0.1.0"
+from smileloop_core import __version__
+
+__all__ = ["__version__"]

@@ -7,50 +7,93 @@ its own commands. Errors raised on purpose by any part become one clear line and
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
-# name → "module:attribute"; a part adds its commands here.
-COMMANDS: dict[str, str] = {
-    "tap": "device.cli:tap",
-    "simulate": "device.cli:simulate",
-    "sync": "sync_agent.cli:sync",
-    "central": "central.cli:central",
-    "alerts": "central.cli:alerts",
-    "org": "central.cli:org",
-    "rules": "central.cli:rules_cmd",
-    "demo": "smileloop.demo:demo",
-    "provision": "provisioning.cli:provision",
-    "enroll": "provisioning.cli:enroll",
-    "kiosk": "kiosk_ui.cli:kiosk",
-    "panel": "hardware.cli:panel",
-}
+from smileloop_core.errors import SmileloopError
 
 BAD_INPUT = 2
 FAILED = 1
 
 
-def _error_exit_code(exc: BaseException) -> int | None:
-    """The exit code for an error a part raised on purpose, or None if it is a bug."""
-    from device.errors import ConfigError, DeviceError, InvalidRating
-    from smileloop.errors import BrokerUrlError, SmileloopError
+# Each command is imported when it is asked for, so a kiosk without the central extras (or a server without
+# Kivy) still runs its own commands; the imports are plain ones, so the layers stay visible.
+def _tap() -> click.Command:
+    from device.cli import tap
+    return tap
 
-    if isinstance(exc, ConfigError | InvalidRating | BrokerUrlError):
-        return BAD_INPUT
-    bases: list[type[BaseException]] = [DeviceError, SmileloopError]
-    for mod, name in (("sync_agent.errors", "SyncError"), ("central.errors", "CentralError"),
-                      ("provisioning.errors", "ProvisioningError"), ("hardware.errors", "HardwareError"),
-                      ("kiosk_ui.errors", "KioskError")):
-        try:
-            bases.append(getattr(importlib.import_module(mod), name))
-        except (ImportError, AttributeError):
-            continue
-    if isinstance(exc, tuple(bases)):
+
+def _simulate() -> click.Command:
+    from device.cli import simulate
+    return simulate
+
+
+def _sync() -> click.Command:
+    from sync_agent.cli import sync
+    return sync
+
+
+def _central() -> click.Command:
+    from central.cli import central
+    return central
+
+
+def _alerts() -> click.Command:
+    from central.cli import alerts
+    return alerts
+
+
+def _org() -> click.Command:
+    from central.cli import org
+    return org
+
+
+def _rules() -> click.Command:
+    from central.cli import rules_cmd
+    return rules_cmd
+
+
+def _demo() -> click.Command:
+    from smileloop.demo import demo
+    return demo
+
+
+def _provision() -> click.Command:
+    from provisioning.cli import provision
+    return provision
+
+
+def _enroll() -> click.Command:
+    from provisioning.cli import enroll
+    return enroll
+
+
+def _kiosk() -> click.Command:
+    from kiosk_ui.cli import kiosk
+    return kiosk
+
+
+def _panel() -> click.Command:
+    from hardware.cli import panel
+    return panel
+
+
+# name → loader; a part adds its commands here.
+COMMANDS: dict[str, Callable[[], click.Command]] = {
+    "tap": _tap, "simulate": _simulate, "sync": _sync, "central": _central, "alerts": _alerts, "org": _org,
+    "rules": _rules, "demo": _demo, "provision": _provision, "enroll": _enroll, "kiosk": _kiosk, "panel": _panel,
+}
+
+
+def _error_exit_code(exc: BaseException) -> int | None:
+    """The exit code for an error a part raised on purpose (every part's base is a SmileloopError), or None
+    for a bug."""
+    if isinstance(exc, SmileloopError):
         return BAD_INPUT if isinstance(exc, ValueError) else FAILED
     return None
 
@@ -60,13 +103,11 @@ class LazyGroup(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        load = COMMANDS.get(cmd_name)
+        if load is None:
             return None
-        module, attr = target.split(":")
         try:
-            command: click.Command = getattr(importlib.import_module(module), attr)
-            return command
+            return load()
         except ImportError as e:
             missing = e.name or str(e)
 

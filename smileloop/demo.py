@@ -22,13 +22,13 @@ import click
 from central.service import CentralService
 from central.store import CentralStore
 from device.cli import MIX
-from device.clock import parse_utc
 from device.config import parse_config
 from device.recorder import Recorder
 from device.store import DeviceStore
-from smileloop.embedded_broker import EmbeddedBroker
-from smileloop.mosquitto import Mosquitto, mosquitto_binary
-from smileloop.mqtt import BrokerSettings
+from smileloop_core.clock import parse_utc
+from smileloop_core.embedded_broker import EmbeddedBroker
+from smileloop_core.mosquitto import Mosquitto, mosquitto_binary
+from smileloop_core.mqtt import BrokerSettings
 from sync_agent.agent import SyncAgent
 
 FACES = {1: "😠", 2: "🙁", 3: "🙂", 4: "😄"}

@@ -24,13 +24,13 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from device.clock import Clock, SystemClock, utc_iso
 from device.config import DeviceConfig
 from device.doorbell import BellListener
 from device.store import DeviceStore
-from smileloop import topics
-from smileloop.connection import Connection
-from smileloop.mqtt import Backoff, BrokerSettings, is_failure
+from smileloop_core import topics
+from smileloop_core.clock import Clock, SystemClock, utc_iso
+from smileloop_core.connection import Connection
+from smileloop_core.mqtt import Backoff, BrokerSettings, is_failure
 from sync_agent.clock_offset import ClockOffset
 from sync_agent.config_push import PushResult, apply_push, version_of
 from sync_agent.errors import BrokerUnreachable, ConfigRejected, DeliveryTimeout

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 
-from device.clock import parse_utc
+from smileloop_core.clock import parse_utc
 
 log = logging.getLogger("smileloop.sync")
 

@@ -20,7 +20,7 @@ import tomli_w
 
 from device.config import CENTRAL_SECTIONS, DeviceConfig, central_overlay_path, load_config, merge_central, parse_config
 from device.errors import ConfigError
-from smileloop.wire import decode_v1
+from smileloop_core.wire import decode_v1
 from sync_agent.errors import ConfigRejected
 
 MAX_PUSH_BYTES = 64_000

@@ -1,7 +1,9 @@
 """One error base for the sync agent."""
 
+from smileloop_core.errors import SmileloopError
 
-class SyncError(Exception):
+
+class SyncError(SmileloopError):
     """Base of errors the sync agent raises on purpose."""
 
 

@@ -11,10 +11,10 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from device.clock import Clock
 from device.config import StorageConfig
 from device.errors import StoreError
 from device.store import DeviceStore
+from smileloop_core.clock import Clock
 
 log = logging.getLogger("smileloop.sync")
 

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from device.clock import Clock, utc_iso
 from device.config import SyncConfig
-from device.model import Rating
 from device.store import DeviceStore
-from smileloop.mqtt import Backoff, is_failure, reason_text
+from smileloop_core.clock import Clock, utc_iso
+from smileloop_core.model import Rating
+from smileloop_core.mqtt import Backoff, is_failure, reason_text
 from sync_agent.limits import AdaptiveBatch, BrokerLimits
 
 # v5 PUBACK reasons that mean "too much, slow down" rather than "never".

@@ -12,11 +12,11 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from device.clock import Clock, parse_utc, utc_iso
 from device.config import DeviceConfig
 from device.errors import StoreError
 from device.store import DeviceStore
-from smileloop import __version__
+from smileloop_core import __version__
+from smileloop_core.clock import Clock, parse_utc, utc_iso
 
 log = logging.getLogger("smileloop.sync")
 

@@ -32,8 +32,8 @@ os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
 from central.service import CentralService
 from central.store import CentralStore
-from smileloop.mosquitto import Mosquitto, kill_all
-from smileloop.mqtt import BrokerSettings
+from smileloop_core.mosquitto import Mosquitto, kill_all
+from smileloop_core.mqtt import BrokerSettings
 
 PG_TEST_URL = os.environ.get("SMILELOOP_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -1,4 +1,4 @@
-"""smileloop.sqlite: open with WAL, one write transaction with rollback, numbered migrations on ``_migrations``."""
+"""smileloop_core.sqlite: open with WAL, one write transaction with rollback, numbered migrations on ``_migrations``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from smileloop.sqlite import applied, connect, migrate, transaction
+from smileloop_core.sqlite import applied, connect, migrate, transaction
 
 ITEMS = ("001_items", "CREATE TABLE items (id TEXT PRIMARY KEY, n INTEGER NOT NULL)")
 

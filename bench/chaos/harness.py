@@ -36,7 +36,7 @@ from typing import IO, Any
 import tomli_w
 
 from bench.chaos.proxy import CuttingProxy
-from smileloop.mosquitto import Mosquitto
+from smileloop_core.mosquitto import Mosquitto
 
 FAULT_KINDS = ("broker", "network", "agent", "central", "recorder", "clock")
 # Central's rules that re-read a window of ratings per message. Thousands of taps in minutes at one kiosk is no

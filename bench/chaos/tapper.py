@@ -19,10 +19,10 @@ from types import FrameType
 import click
 
 from device.cli import MIX
-from device.clock import SystemClock
 from device.config import load_config
 from device.recorder import Recorder
 from device.store import DeviceStore
+from smileloop_core.clock import SystemClock
 
 
 class OffsetClock(SystemClock):

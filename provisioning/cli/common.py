@@ -13,7 +13,7 @@ import click
 from provisioning.broker import BrokerDir, broker_dir
 from provisioning.errors import InvalidInput
 from provisioning.inventory import Inventory
-from smileloop.mqtt import BrokerSettings
+from smileloop_core.mqtt import BrokerSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -19,8 +19,8 @@ from central.ingest import IncomingRating
 from central.org import Org
 from central.rules import RuleBook
 from central.store import CentralStore
-from device.clock import FakeClock
-from device.scales import get_scale
+from smileloop_core.clock import FakeClock
+from smileloop_core.scales import get_scale
 
 PG_URL = os.environ.get("SMILELOOP_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 TUESDAY_10 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # 11:00 in Stockholm, a Tuesday

@@ -15,9 +15,9 @@ from central.errors import InvalidMessage
 from central.ingest import MAX_MESSAGE_BYTES, check_message, parse_message
 from central.service import CentralService
 from central.store import CentralStore
-from device.clock import FakeClock, utc_iso
-from smileloop import topics
-from smileloop.mqtt import BrokerSettings
+from smileloop_core import topics
+from smileloop_core.clock import FakeClock, utc_iso
+from smileloop_core.mqtt import BrokerSettings
 from tests.central.conftest import TUESDAY_10
 
 SITE, DEVICE = "store-1", "kiosk-1"

@@ -12,7 +12,7 @@ import pytest
 
 from central.intake import Inbound, Intake
 from central.store import CentralStore
-from smileloop import topics
+from smileloop_core import topics
 from tests.central.conftest import BACKENDS, make_store
 from tests.central.test_service import Peer, message, rating, start_service
 from tests.conftest import wait_for

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from device.clock import utc_iso
-from smileloop import topics
 from smileloop.cli import main
+from smileloop_core import topics
+from smileloop_core.clock import utc_iso
 from tests.central.test_service import Peer, message
 from tests.conftest import wait_for
 

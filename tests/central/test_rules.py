@@ -9,7 +9,7 @@ import pytest
 from central import rules
 from central.errors import RuleError
 from central.rules import RuleBook
-from device.clock import FakeClock, utc_iso
+from smileloop_core.clock import FakeClock, utc_iso
 from tests.central.conftest import rating
 
 

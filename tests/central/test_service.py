@@ -17,9 +17,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from central import lifecycle
 from central.service import CentralService
 from central.store import CentralStore
-from device.clock import parse_utc, utc_iso
-from smileloop import topics
-from smileloop.mqtt import BrokerSettings
+from smileloop_core import topics
+from smileloop_core.clock import parse_utc, utc_iso
+from smileloop_core.mqtt import BrokerSettings
 from tests.central.conftest import BACKENDS, Receiver, make_store
 from tests.conftest import wait_for
 

@@ -12,7 +12,7 @@ from central.errors import OrgError
 from central.org import Org
 from central.rules import RuleBook
 from central.service import CentralService
-from smileloop.mqtt import BrokerSettings
+from smileloop_core.mqtt import BrokerSettings
 from tests.central.conftest import ORG, rating
 
 

@@ -104,7 +104,7 @@ def test_device_status_keeps_since_while_the_state_holds(any_store, clock):
     any_store.upsert_status("store-1", "kiosk-1", {"state": "offline", "backlog": 4}, "{}", clock.now())
     [row] = any_store.statuses()
     assert row["backlog"] == 4 and row["since"] == any_store.statuses()[0]["since"]
-    from device.clock import utc_iso
+    from smileloop_core.clock import utc_iso
 
     assert row["since"] == utc_iso(t0)
 

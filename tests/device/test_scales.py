@@ -1,7 +1,7 @@
 import pytest
 
-from device.errors import InvalidRating
-from device.scales import SCALES, get_scale
+from smileloop_core.errors import InvalidRating
+from smileloop_core.scales import SCALES, get_scale
 
 
 @pytest.mark.parametrize(("scale", "negative", "neutral", "positive"), [

@@ -3,11 +3,12 @@ from pathlib import Path
 
 import pytest
 
-from device.clock import FakeClock
 from device.config import parse_config
-from device.errors import InvalidRating, StoreError
+from device.errors import StoreError
 from device.recorder import Recorder
 from device.store import MIGRATIONS, DeviceStore
+from smileloop_core.clock import FakeClock
+from smileloop_core.errors import InvalidRating
 
 
 @pytest.fixture

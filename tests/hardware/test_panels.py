@@ -9,7 +9,6 @@ import tty
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from device.clock import FakeClock
 from device.config import parse_config
 from device.errors import StoreError
 from device.recorder import Recorder
@@ -18,6 +17,7 @@ from hardware.cli import flash_command, parse_buttons
 from hardware.errors import PanelConfigError
 from hardware.gpio_panel import GpioPanel
 from hardware.serial_panel import SerialPanelBridge, parse_tap
+from smileloop_core.clock import FakeClock
 from tests.conftest import wait_for
 
 

@@ -27,11 +27,11 @@ os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_FILELOG", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
-from device.clock import Clock, FakeClock
 from device.config import load_config
 from device.store import DeviceStore
 from kiosk_ui.flow import KioskFlow, Timings
 from kiosk_ui.shots import SAMPLE_TIME, sample_config
+from smileloop_core.clock import Clock, FakeClock
 from tests.conftest import wait_for
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

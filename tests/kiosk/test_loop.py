@@ -9,9 +9,9 @@ import threading
 import paho.mqtt.publish as publish
 import pytest
 
-from device.clock import SystemClock
 from kiosk_ui.flow import Timings
-from smileloop import topics
+from smileloop_core import topics
+from smileloop_core.clock import SystemClock
 from sync_agent.agent import SyncAgent
 from tests.conftest import wait_for
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from device.clock import FakeClock
 from device.config import parse_config
 from device.errors import StoreError
 from device.store import DeviceStore
@@ -17,6 +16,7 @@ from kiosk_ui.shots import SAMPLE_TIME, sample_config
 from kiosk_ui.staff import PinResult, StaffGate
 from kiosk_ui.steps import Timings
 from kiosk_ui.upkeep import ConfigWatch, Every, Outcomes, reopen
+from smileloop_core.clock import FakeClock
 
 PIN = hash_pin("2468", iterations=1000)
 

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import paho.mqtt.publish as publish
 
-from device.clock import utc_iso
 from device.config import load_config
 from device.recorder import Recorder
 from device.store import DeviceStore
-from smileloop import topics
 from smileloop.cli import main
+from smileloop_core import topics
+from smileloop_core.clock import utc_iso
 from tests.conftest import wait_for
 from tests.loop.helpers import Watcher, run_smileloop, smileloop_process
 
@@ -61,7 +61,7 @@ def test_taps_reach_central_once_and_a_negative_raises_an_alert(broker, central,
 
 
 def test_unreachable_broker_keeps_ratings_queued_and_says_so(tmp_path):
-    from smileloop.mosquitto import free_port
+    from smileloop_core.mosquitto import free_port
     from tests.conftest import write_device_config
 
     cfg_path = write_device_config(tmp_path, f"mqtt://127.0.0.1:{free_port()}")

@@ -19,8 +19,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from device.clock import utc_iso
-from smileloop import topics
+from smileloop_core import topics
+from smileloop_core.clock import utc_iso
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.broker

@@ -22,7 +22,7 @@ from provisioning.broker import BrokerDir, write_broker_config
 from provisioning.bundle import issue_bundle, write_bundle
 from provisioning.devices import create_device
 from provisioning.inventory import DeviceSpec, Inventory
-from smileloop.mosquitto import mosquitto_binary, reserve_port
+from smileloop_core.mosquitto import mosquitto_binary, reserve_port
 
 
 class BrokerProcess:

@@ -16,8 +16,8 @@ from device.recorder import Recorder
 from device.store import DeviceStore
 from provisioning.broker import apply_to_broker
 from provisioning.bundle import issue_bundle, write_bundle
-from smileloop import topics
-from smileloop.mqtt import BrokerSettings
+from smileloop_core import topics
+from smileloop_core.mqtt import BrokerSettings
 from sync_agent.agent import SyncAgent
 from tests.conftest import wait_for
 from tests.provisioning.conftest import Setup, connect_v5

@@ -10,16 +10,16 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from device.clock import FakeClock
 from device.config import load_config
 from provisioning.claims import ClaimResponder, EnrolProfile, claim, code_id, create_claim, normalize_code, open_sealed
 from provisioning.devices import create_device
 from provisioning.errors import ClaimRefused, ClaimTimeout, InvalidInput
 from provisioning.inventory import DeviceSpec, Inventory
-from smileloop import topics
 from smileloop.cli import cli
-from smileloop.mosquitto import Mosquitto, free_port
-from smileloop.mqtt import BrokerSettings
+from smileloop_core import topics
+from smileloop_core.clock import FakeClock
+from smileloop_core.mosquitto import Mosquitto, free_port
+from smileloop_core.mqtt import BrokerSettings
 from tests.conftest import wait_for
 from tests.provisioning.conftest import Setup, connect_v5
 

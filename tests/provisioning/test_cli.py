@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from device.config import load_config
 from provisioning.cli import provision
 from smileloop.cli import cli
-from smileloop.mosquitto import free_port
+from smileloop_core.mosquitto import free_port
 from tests.conftest import wait_for
 from tests.provisioning.conftest import BrokerProcess, connect_v5
 

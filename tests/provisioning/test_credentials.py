@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from device.clock import FakeClock
 from provisioning.acl import render_acl
 from provisioning.credentials import mosquitto_hash, new_password, verify_mosquitto_hash, write_secret
 from provisioning.errors import ClaimRefused, InvalidInput
 from provisioning.inventory import DeviceSpec, Inventory
+from smileloop_core.clock import FakeClock
 
 
 def test_hash_has_mosquittos_format_and_verifies() -> None:
@@ -113,7 +113,7 @@ def test_a_failed_answer_does_not_spend_the_code(inventory: Inventory) -> None:
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     from provisioning.claims import ClaimResponder
-    from smileloop.mqtt import BrokerSettings
+    from smileloop_core.mqtt import BrokerSettings
 
     inventory.add_claim("d" * 32, "k1", timedelta(hours=1))
     responder = ClaimResponder(inventory, BrokerSettings.from_url("mqtt://127.0.0.1:1"))

@@ -15,8 +15,8 @@ from device.cli import visitor_taps
 from device.config import load_config
 from device.recorder import Recorder
 from device.store import DeviceStore
-from smileloop.mosquitto import Mosquitto
-from smileloop.mqtt import BrokerSettings
+from smileloop_core.mosquitto import Mosquitto
+from smileloop_core.mqtt import BrokerSettings
 from sync_agent.agent import SyncAgent
 from tests.conftest import wait_for, write_device_config
 from tests.sync.helpers import Watcher, running

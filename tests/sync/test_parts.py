@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from device.clock import FakeClock, utc_iso
 from device.config import DeviceConfig, parse_config
 from device.recorder import Recorder
 from device.store import DeviceStore
-from smileloop.mqtt import Backoff
+from smileloop_core.clock import FakeClock, utc_iso
+from smileloop_core.mqtt import Backoff
 from sync_agent.clock_offset import ClockOffset
 from sync_agent.housekeeping import EVERY, LOW_DISK_EVERY, Housekeeping
 from sync_agent.limits import BrokerLimits

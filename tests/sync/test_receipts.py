@@ -19,10 +19,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from device.clock import utc_iso
 from device.config import load_config
 from device.recorder import Recorder
 from device.store import DeviceStore
+from smileloop_core.clock import utc_iso
 from sync_agent.agent import SyncAgent
 from tests.conftest import wait_for, write_device_config
 from tests.sync.helpers import running

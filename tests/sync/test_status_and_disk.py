@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from device.clock import FakeClock, SystemClock
 from device.config import load_config
 from device.errors import StoreError
 from device.recorder import Recorder
 from device.store import DeviceStore
-from smileloop import __version__
+from smileloop_core import __version__
+from smileloop_core.clock import FakeClock, SystemClock
 from sync_agent.agent import SyncAgent
 from tests.conftest import wait_for, write_device_config
 from tests.sync.helpers import Watcher, running

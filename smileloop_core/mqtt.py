@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from smileloop.errors import BrokerUrlError
+from smileloop_core.errors import BrokerUrlError
 
 _PROTOCOLS = {"5": mqtt.MQTTv5, "v5": mqtt.MQTTv5, "311": mqtt.MQTTv311, "3.1.1": mqtt.MQTTv311,
               "v311": mqtt.MQTTv311}
@@ -108,7 +108,7 @@ def connect_kwargs(settings: BrokerSettings, *, clean_start: bool = True,
             from paho.mqtt.packettypes import PacketTypes
             from paho.mqtt.properties import Properties
 
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it untyped
             props.SessionExpiryInterval = session_expiry
             kwargs["properties"] = props
     return kwargs

@@ -22,7 +22,7 @@ import time
 import weakref
 from pathlib import Path
 
-from smileloop.errors import BrokerProcessError
+from smileloop_core.errors import BrokerProcessError
 
 _START_ATTEMPTS = 3  # a first start that finds its self-picked port taken tries this many ports in all
 

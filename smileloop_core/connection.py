@@ -17,7 +17,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from smileloop.mqtt import Backoff, BrokerSettings, connect_kwargs, is_failure, make_client, reason_text
+from smileloop_core.mqtt import Backoff, BrokerSettings, connect_kwargs, is_failure, make_client, reason_text
 
 log = logging.getLogger("smileloop.mqtt")
 

@@ -11,8 +11,8 @@ import logging
 import threading
 from typing import Any
 
-from smileloop.errors import BrokerProcessError
-from smileloop.mosquitto import PortReservation, reserve_port
+from smileloop_core.errors import BrokerProcessError
+from smileloop_core.mosquitto import PortReservation, reserve_port
 
 
 class EmbeddedBroker:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from device.errors import InvalidRating
+from smileloop_core.errors import InvalidRating
 
 Sentiment = Literal["negative", "neutral", "positive"]
 

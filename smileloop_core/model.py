@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from device.clock import utc_iso
-from device.scales import Sentiment
+from smileloop_core.clock import utc_iso
+from smileloop_core.scales import Sentiment
 
 
 @dataclass(frozen=True)
