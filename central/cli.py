@@ -25,6 +25,7 @@ from central.service import CentralService
 from central.store import CentralStore
 from smileloop_core.clock import SystemClock
 from smileloop_core.mqtt import BrokerSettings
+from smileloop_core.redact import redact_url
 
 __all__ = ["alerts", "central", "org", "rules_cmd"]
 
@@ -37,14 +38,19 @@ __all__ = ["alerts", "central", "org", "rules_cmd"]
               help="SQLite file, or a postgresql:// URL.")
 @click.option("--schema", envvar="SMILELOOP_CENTRAL_SCHEMA", help="PostgreSQL schema.")
 @click.option("--username", envvar="SMILELOOP_BROKER_USERNAME")
-@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="SMILELOOP_BROKER_PASSWORD_FILE", help="The broker password, in a file (not in --broker).")
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CA that signed the broker's certificate (mqtts://).")
 @click.option("--cert-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Central's client certificate, where the broker asks for one (with --key-file).")
 @click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--notify", "notify_urls", multiple=True, metavar="URL",
-              help="apprise URL told of every alert, besides the org's contacts (repeatable).")
+@click.option("--notify", "notify_urls", multiple=True, metavar="URL", envvar="SMILELOOP_NOTIFY",
+              help="apprise URL told of every alert, besides the org's contacts (repeatable; env SMILELOOP_NOTIFY, "
+                   "space-separated). URLs hold tokens: prefer --notify-file.")
+@click.option("--notify-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="SMILELOOP_NOTIFY_FILE",
+              help="A file of apprise URLs, one per line (# comments), kept off the command line.")
 @click.option("--org", "org_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Load this org tree (TOML) before starting.")
 @click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -53,18 +59,29 @@ __all__ = ["alerts", "central", "org", "rules_cmd"]
 @click.option("--share-group", help="Join an MQTT v5 shared subscription with other central workers.")
 def central(broker_url: str, db_target: str, schema: str | None, username: str | None, password_file: Path | None,
             ca_file: Path | None, cert_file: Path | None, key_file: Path | None, notify_urls: tuple[str, ...],
-            org_file: Path | None, rules_file: Path | None, client_id: str, share_group: str | None) -> None:
+            notify_file: Path | None, org_file: Path | None, rules_file: Path | None, client_id: str,
+            share_group: str | None) -> None:
     """Run the central service: store every rating once, raise, route and escalate alerts.
 
     \b
+    Secrets stay off the command line (the process list shows it): the broker password in --password-file,
+    notification URLs in --notify-file, a PostgreSQL password in ~/.pgpass or PGPASSWORD (or the whole URL in
+    SMILELOOP_CENTRAL_DB). Nothing printed or logged shows a password or token.
+
+    \b
     Example:
-        smileloop central --broker mqtt://127.0.0.1:1883 --db central.db --notify json://localhost:8080/hook
+        SMILELOOP_CENTRAL_DB=postgresql://central@db/smileloop smileloop central \\
+            --broker mqtts://broker:8883 --username central --password-file /etc/smileloop/central.pass \\
+            --notify-file /etc/smileloop/notify.urls
+        smileloop central --broker mqtt://127.0.0.1:1883 --db central.db
     """
     if (cert_file is None) != (key_file is None):
         raise click.BadParameter("give --cert-file and --key-file together", param_hint="--cert-file")
     settings = BrokerSettings.from_url(broker_url, username=username, ca_file=ca_file, cert_file=cert_file,
                                        key_file=key_file)
     settings = settings.with_password_file(password_file)
+    if notify_file is not None:
+        notify_urls = (*notify_urls, *_urls_in(notify_file))
     for url in notify_urls:
         try:
             check_url(url)
@@ -80,10 +97,14 @@ def central(broker_url: str, db_target: str, schema: str | None, username: str |
     service = CentralService(store, settings, notify_urls=notify_urls, client_id=client_id, share_group=share_group)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    click.echo(f"central: {settings.redacted()} → {db_target}", err=True)
+    click.echo(f"central: {settings.redacted()} → {redact_url(db_target)}", err=True)
     with contextlib.suppress(KeyboardInterrupt):
         service.run(stop)
     store.close()
+
+
+def _urls_in(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
 # --- org ----------------------------------------------------------------------------------------

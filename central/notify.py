@@ -19,6 +19,7 @@ from central.errors import DeliveryFailed
 from central.org import Contact, Org
 from central.records import Alert, Delivery
 from central.store import CentralStore, parse_time
+from smileloop_core.redact import redact_url, scrub
 
 log = logging.getLogger("smileloop.alerts")
 
@@ -36,7 +37,7 @@ def apprise_send(url: str, title: str, body: str) -> None:
         ok = notifier.notify(title=title, body=body)
     if not ok:
         why = " ".join(str(captured.getvalue()).split())[-300:] if captured else ""
-        raise DeliveryFailed(why or "apprise reported a failed delivery")
+        raise DeliveryFailed(scrub(why, url) or "apprise reported a failed delivery")
 
 
 def check_url(url: str) -> None:
@@ -44,7 +45,7 @@ def check_url(url: str) -> None:
     import apprise
 
     if not apprise.Apprise().add(url):
-        raise ValueError(f"apprise does not understand the notification URL {url!r}")
+        raise ValueError(f"apprise does not understand the notification URL {redact_url(url)!r}")
 
 
 def _local(ts: str | None, tz: str | None) -> str:
@@ -269,7 +270,5 @@ def deliveries_of(store: CentralStore, alert_id: str) -> list[dict[str, Any]]:
 
 
 def _redact(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    host = rest.split("@")[-1].split("/")[0].split("?")[0]
-    return f"{scheme}://{host}/…"
+    return redact_url(url)
 

@@ -28,7 +28,7 @@ from central import lifecycle, rules, sla
 from central.announce import Announcer
 from central.clockfix import DEFAULT_THRESHOLD, repair
 from central.errors import CentralError, OrgError, RuleError
-from central.ingest import IncomingRating, check_message
+from central.ingest import IncomingRating, IngestResult, check_message
 from central.intake import Inbound, Intake
 from central.notify import Dispatcher, Send, apprise_send
 from central.org import Contact, Org
@@ -229,12 +229,14 @@ class CentralService(BackgroundService):
         rejections: list[Rejection] = []
         parts: list[MessageRatings] = []
         offsets: dict[tuple[str, str, str | None], float | None] = {}
+        org = self.org()
         for m, c in zip(batch, checked, strict=True):
             if c.result is None:
                 log.warning("rejected message on %s: %s", m.topic[:200], c.reason)
                 rejections.append(Rejection(m.topic, m.payload, c.reason or "rejected"))
                 continue
             result = c.result
+            _only_where_registered(result, org)
             for rid, why in result.rejected:
                 log.warning("rejected rating %s from %s/%s: %s", rid, result.site, result.device, why)
                 rejections.append(Rejection(m.topic, m.payload, why, rid))
@@ -383,3 +385,16 @@ def _guarded(what: str, fn: Callable[[], T]) -> T | None:
         log.exception("periodic tick: %s failed; skipped until the next tick", what)
         return None
 
+
+def _only_where_registered(result: IngestResult, org: Org) -> None:
+    """A device speaks for the location the org tree registers it at, no other: a rating naming another
+    location is rejected (a compromised kiosk cannot page the contacts of the rest of its site). A device the
+    org tree does not list is not checked."""
+    registered = org.location_of(result.site, result.device)
+    if registered is None:
+        return
+    wrong = [r for r in result.ratings if r.location != registered]
+    if wrong:
+        result.ratings = [r for r in result.ratings if r.location == registered]
+        result.rejected += [(r.id, f"location {r.location!r} is not where {result.device} is registered "
+                                   f"({registered!r})") for r in wrong]
