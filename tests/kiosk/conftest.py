@@ -62,14 +62,24 @@ class Device:
         tmp.write_text(tomli_w.dumps(data))
         tmp.replace(self.config_path)
 
+    def restart(self, seconds: float = 5.0) -> None:
+        """Kill the kiosk and start it again ``seconds`` later on the same files: the store is reopened and a new
+        flow built from the config file; nothing in memory survives (the clock goes on, on the same boot)."""
+        self.store.close()
+        self.clock.advance(seconds)
+        config = load_config(self.config_path)
+        self.store = DeviceStore(config.storage.path)
+        self.flow = KioskFlow(config, store=self.store, clock=self.clock, timings=self.flow.timings,
+                              config_path=self.config_path)
+
 
 @pytest.fixture
 def make_device(tmp_path: Path) -> Iterator[Callable[..., Device]]:
-    stores: list[DeviceStore] = []
+    devices: list[Device] = []
 
     def make(scale: str = "smiley4", timings: Timings = FAST, broker_url: str | None = None,
              clock: Clock | None = None, **survey: Any) -> Device:
-        folder = tmp_path / f"device{len(stores)}"
+        folder = tmp_path / f"device{len(devices)}"
         folder.mkdir()
         config_path = folder / "device.toml"
         data = sample_config(folder, scale, **survey)
@@ -82,14 +92,14 @@ def make_device(tmp_path: Path) -> Iterator[Callable[..., Device]]:
         config_path.write_text(tomli_w.dumps(data))
         config = load_config(config_path)
         store = DeviceStore(config.storage.path)
-        stores.append(store)
         clock = clock or FakeClock(SAMPLE_TIME)
         flow = KioskFlow(config, store=store, clock=clock, timings=timings, config_path=config_path)
-        return Device(folder, config_path, clock, store, flow)
+        devices.append(Device(folder, config_path, clock, store, flow))
+        return devices[-1]
 
     yield make
-    for store in stores:
-        store.close()
+    for device in devices:
+        device.store.close()
 
 
 @pytest.fixture(scope="session")
@@ -187,6 +197,18 @@ class Kiosk:
 
         for _ in range(taps):
             self.touch_at(5, Window.height - 5)
+
+    def restart(self, seconds: float = 5.0) -> None:
+        """The kiosk process killed and started again (see :meth:`Device.restart`), drawn by the same window."""
+        self.device.restart(seconds)
+        self.app.use(self.device.flow)
+        self.pump(3)
+
+    def pin(self, digits: str) -> None:
+        """Type ``digits`` on the PIN pad and press OK."""
+        for d in digits:
+            self.tap_text(d)
+        self.tap_text("OK")
 
     def tick(self, seconds: float = 0.0, ticks: int = 2) -> None:
         """Let the fake clock move, then run frames until the app's own timer has ticked the flow ``ticks`` times
