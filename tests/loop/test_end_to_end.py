@@ -61,10 +61,10 @@ def test_taps_reach_central_once_and_a_negative_raises_an_alert(broker, central,
 
 
 def test_unreachable_broker_keeps_ratings_queued_and_says_so(tmp_path):
-    from smileloop_core.mosquitto import free_port
+    from smileloop_core.mosquitto import reserve_port
     from tests.conftest import write_device_config
 
-    cfg_path = write_device_config(tmp_path, f"mqtt://127.0.0.1:{free_port()}")
+    cfg_path = write_device_config(tmp_path, f"mqtt://127.0.0.1:{(_unused := reserve_port()).port}")
     assert main(["tap", "--config", str(cfg_path), "1"]) == 0
     proc = run_smileloop("sync", "--config", str(cfg_path), "--once", "--timeout", "2")
     assert proc.returncode == 1

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from device.config import load_config
 from provisioning.cli import provision
 from smileloop.cli import cli
-from smileloop_core.mosquitto import free_port
+from smileloop_core.mosquitto import reserve_port
 from tests.conftest import wait_for
 from tests.provisioning.conftest import BrokerProcess, connect_v5
 
@@ -29,7 +29,7 @@ def run(inv: Path, *args: str, ok: bool = True) -> click.testing.Result:
 @pytest.fixture
 def staff(tmp_path: Path) -> tuple[Path, Path, int]:
     """An inventory with a plain-MQTT broker config, one site and two locations."""
-    inv, port = tmp_path / "inventory.db", free_port()
+    inv, port = tmp_path / "inventory.db", (_reservation := reserve_port()).port
     run(inv, "broker-config", "--out", str(tmp_path / "broker"), "--port", str(port),
         *(["--run-as", "root"] if os.geteuid() == 0 else []))
     run(inv, "site", "add", "store-9", "--timezone", "Europe/Stockholm")

@@ -16,7 +16,7 @@ from central.store import CentralStore
 from device.config import load_config
 from device.recorder import Recorder
 from device.store import DeviceStore
-from smileloop_core.mosquitto import Mosquitto, free_port
+from smileloop_core.mosquitto import Mosquitto, reserve_port
 from smileloop_core.mqtt import BrokerSettings
 from sync_agent.agent import SyncAgent
 from tests.conftest import wait_for, write_device_config
@@ -31,7 +31,7 @@ ALLOW_ALL = "topic readwrite smileloop/#\n"
 @pytest.fixture
 def acl_broker(tmp_path: Path):
     """Central's listener without an ACL; the devices' listener with one that denies the ratings topic."""
-    device_port = free_port()
+    device_port = (_reservation := reserve_port()).port  # held while the test runs
     acl = tmp_path / "acl"
     acl.write_text(DENY_RATINGS)
     acl.chmod(0o644)

@@ -12,7 +12,7 @@ from central.store import CentralStore
 from device.config import load_config
 from device.recorder import Recorder
 from device.store import DeviceStore
-from smileloop_core.mosquitto import Mosquitto, free_port
+from smileloop_core.mosquitto import Mosquitto, reserve_port
 from smileloop_core.mqtt import BrokerSettings
 from sync_agent.agent import SyncAgent
 from sync_agent.errors import BrokerUnreachable
@@ -63,14 +63,14 @@ def deliver_over_tls(tmp_path: Path, broker: Mosquitto, tls_port: int, **broker_
 
 
 def test_client_certificate(tmp_path: Path, pki):
-    port = free_port()
+    port = (_reservation := reserve_port()).port  # held while the test runs
     with tls_broker(tmp_path, pki, port, "require_certificate true\nuse_identity_as_username true") as broker:
         deliver_over_tls(tmp_path, broker, port, ca_file=str(pki["ca"]), cert_file=str(pki["client_cert"]),
                          key_file=str(pki["client_key"]))
 
 
 def test_username_and_password_file(tmp_path: Path, pki):
-    port = free_port()
+    port = (_reservation := reserve_port()).port  # held while the test runs
     passwd = tmp_path / "mosquitto.passwd"
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "kiosk-t", "s3cret pass"], check=True)
     passwd.chmod(0o644)
@@ -84,7 +84,7 @@ def test_username_and_password_file(tmp_path: Path, pki):
 
 
 def test_wrong_ca_fails_with_a_clear_error_and_ratings_stay_queued(tmp_path: Path, pki):
-    port = free_port()
+    port = (_reservation := reserve_port()).port  # held while the test runs
     with tls_broker(tmp_path, pki, port, "allow_anonymous true"):
         cfg = load_config(write_device_config(tmp_path / "dev", f"mqtts://127.0.0.1:{port}",
                                               broker={"ca_file": str(pki["other_ca"])},
