@@ -1,12 +1,10 @@
 """The device's local SQLite store: ratings and the outbox they wait in until central has them.
 
-The outbox is the truth (paho keeps its session in memory only). A rating moves
-``queued → sent`` (the broker's PUBACK) ``→ delivered`` (central's receipt that it stored it), or
-``→ rejected`` (central refused it, with the reason). ``sent`` rows go back to ``queued`` when no
-receipt comes in time, and all of them when the sync agent restarts. Only receipts count.
-
-Taps are written with ``synchronous=FULL`` so a tap the visitor saw acknowledged survives a power
-cut; the queued rows are found through a partial index, never a scan of delivered rows.
+The outbox is the truth (paho keeps its session in memory only). A rating moves ``queued → sent`` (the broker's
+PUBACK) ``→ delivered`` (central's receipt that it stored it), or ``→ rejected`` (central refused it, with the
+reason). ``sent`` rows go back to ``queued`` when no receipt comes in time, and all of them when the sync agent
+restarts. Only receipts count. Taps are written with ``synchronous=FULL`` so a tap the visitor saw acknowledged
+survives a power cut; the queued rows are found through a partial index, never a scan of delivered rows.
 
 Disk bounds: only delivered (or rejected) rows are ever deleted — after the retention period, or oldest
 first when space runs low. A queued or sent rating is never dropped: when nothing is left to prune, the
@@ -28,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from device.errors import StoreError
+from device.lockout import PIN_LOCKOUT_TABLE
 from smileloop_core.clock import Clock, SystemClock, parse_utc, utc_iso
 from smileloop_core.model import Rating
 from smileloop_core.sqlite import Migration, connect, migrate, transaction
@@ -79,6 +78,7 @@ MIGRATIONS: list[Migration] = [
         CREATE TABLE outcomes (id TEXT PRIMARY KEY, body TEXT NOT NULL, resolved_at TEXT, received_at TEXT NOT NULL);
         CREATE TABLE agent_status (key TEXT PRIMARY KEY, body TEXT NOT NULL, updated_at TEXT NOT NULL);
     """),
+    ("004_pin_lockout", PIN_LOCKOUT_TABLE),  # wrong staff PINs and their lockout, so a restart forgets neither
 ]
 
 

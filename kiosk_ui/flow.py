@@ -21,7 +21,7 @@ from device.errors import StoreError
 from device.recorder import MAX_COMMENT, MAX_CONTACT, Recorder
 from device.store import DeviceStore
 from kiosk_ui.i18n import N_, SOURCE_LANGUAGE, translations
-from kiosk_ui.staff import PinResult, StaffGate
+from kiosk_ui.staff import PinResult, StaffGate, wait_text
 from kiosk_ui.status import StatusLine, staff_status
 from kiosk_ui.steps import ENGAGED, Step, Timings
 from kiosk_ui.texts import opening_time
@@ -37,7 +37,6 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]{2,}$")
 PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{5,19}$")
 STAFF_TEST_COMMENT = "staff test tap"
 MAX_CHIPS = 6  # more reasons than this is too many questions, and too small to tap
-LOCKED_OUT = N_("Too many wrong PINs. Try again later.")
 __all__ = ["KioskFlow", "Step", "Timings"]  # Step and Timings live in kiosk_ui.steps; imported here too
 
 
@@ -69,7 +68,7 @@ class KioskFlow:
         self.fault: str | None = None
         self.exit_requested = False
         t = self.timings
-        self.staff = StaffGate(self.clock, t)
+        self.staff = StaffGate(self.clock, t, store=lambda: self.store)
         self.outcomes = Outcomes()
         self._watch = ConfigWatch(self.config_path)
         self._config_timer = Every(self.clock, t.config_check, first=t.config_check)
@@ -123,6 +122,11 @@ class KioskFlow:
     def pin_entry(self) -> str:
         """The digits typed on the PIN pad so far (the screen shows one star each)."""
         return self.staff.entry
+
+    def pin_notice(self) -> str:
+        """What the PIN pad says: how long it stays locked, else the notice (a wrong PIN), in the visitor's language."""
+        locked = self.staff.locked_for()
+        return wait_text(locked, self.t) if locked > 0 else self.t(self.notice) if self.notice else ""
 
     def opens_at(self) -> str | None:
         """When a sleeping kiosk opens again, in the site's local time and the visitor's language."""
@@ -249,7 +253,7 @@ class KioskFlow:
             log.info("staff mode opened")
             self._go(Step.STAFF)
             return
-        self.notice = LOCKED_OUT if result is PinResult.LOCKED else N_("Wrong PIN")
+        self.notice = N_("Wrong PIN") if result is PinResult.WRONG else None  # a lockout is told by pin_notice
         self._changed("text")
 
     def staff_test_tap(self) -> Rating | None:
@@ -291,6 +295,8 @@ class KioskFlow:
             self._recover()
         elif self.step is Step.STAFF and self._status_timer.due():
             self._changed("status")
+        elif self.step is Step.PIN and self.notice is None:
+            self._changed("text")  # the lockout's countdown (the screen sets only what changed)
         if self.step in (Step.RATING, Step.SLEEP):
             self._between_visitors()
 

@@ -306,7 +306,7 @@ class PinScreen(KioskScreen):
 
     def _fill(self, flow: KioskFlow) -> None:
         self.entry.text = " ".join("*" * len(flow.pin_entry))
-        self.notice.text = flow.t(flow.notice) if flow.notice else ""
+        self.notice.text = flow.pin_notice()
 
 
 class StaffScreen(KioskScreen):

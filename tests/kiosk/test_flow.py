@@ -75,7 +75,7 @@ def test_the_pin_pad_locks_after_repeated_wrong_pins(make_device):
     for d in SAMPLE_PIN:
         flow.pin_key(d)
     flow.pin_submit()
-    assert flow.step is Step.PIN and flow.notice == "Too many wrong PINs. Try again later."
+    assert flow.step is Step.PIN and flow.pin_notice() == "Too many wrong PINs. Try again in 1 min."
     flow.clock.advance(flow.timings.pin_lockout)  # type: ignore[attr-defined]
     flow.touched()
     for d in SAMPLE_PIN:
