@@ -16,7 +16,7 @@ NIGHT_TIMES := "2026-12-03 02:30:00" "2026-12-03 23:30:00"
 FIRMWARE_TEST := hardware/firmware/host-test
 NODE_STAMP := $(FIRMWARE_TEST)/node_modules/.package-lock.json
 
-.PHONY: demo test test-night test-random lint typecheck check system-deps venv pre-commit bench bench-full clean
+.PHONY: demo test test-night test-random test-reverse lint typecheck check system-deps venv pre-commit bench bench-full clean
 
 demo: system-deps $(STAMP)
 	$(BIN)/smileloop demo $(if $(DURATION),--duration $(DURATION))
@@ -35,6 +35,10 @@ test-night: system-deps $(STAMP) $(NODE_STAMP)
 		PYTHONPATH=$(CURDIR)/tests/faketime$${PYTHONPATH:+:$$PYTHONPATH} TZ=UTC FAKETIME_DONT_FAKE_MONOTONIC=1 \
 			faketime -f "@$$t" $(PYTEST) -p no:randomly $(PYTEST_ARGS) || rc=1; \
 	done; exit $$rc
+
+# The suite in reverse order: no test may depend on the one before it.
+test-reverse: system-deps $(STAMP) $(NODE_STAMP)
+	$(PYTEST) -p no:randomly --reverse-order $(PYTEST_ARGS)
 
 # The suite in a random order (pytest-randomly). The seed is printed; `make test-random SEED=n` repeats an order.
 test-random: system-deps $(STAMP) $(NODE_STAMP)

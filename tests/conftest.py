@@ -60,6 +60,16 @@ if os.environ.get("SMILELOOP_REQUIRE_POSTGRES", "") == "":
     os.environ["SMILELOOP_REQUIRE_POSTGRES"] = "1" if postgres_answers() else "0"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--reverse-order", action="store_true",
+                     help="Run the tests in reverse order (make test-reverse): no test may need the one before it.")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--reverse-order"):
+        items.reverse()
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     required = os.environ.get("SMILELOOP_REQUIRE_POSTGRES") == "1"
     return (f"postgres: {'required' if required else 'optional (its tests skip when unreachable)'} "
