@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from central.cli_alerts import alerts
-from central.cli_options import checked_org, db_options, echo_json, json_option, load_toml, org_of
+from central.cli_options import checked_org, db_options, db_options_creating, echo_json, json_option, load_toml, org_of
 from central.errors import RuleError
 from central.notify import check_url
 from central.rulebook import COMMON, RULES, RuleBook, coerce, validate_rules
@@ -120,7 +120,7 @@ def org() -> None:
 
 
 @org.command("load")
-@db_options
+@db_options_creating
 @json_option
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def org_load(store: CentralStore, as_json: bool, path: Path) -> None:
@@ -222,7 +222,7 @@ def rules_list(store: CentralStore, as_json: bool, site: str | None, location: s
 
 
 @rules_cmd.command("set")
-@db_options
+@db_options_creating
 @json_option
 @click.argument("scope")
 @click.argument("rule", metavar="RULE")
@@ -254,7 +254,7 @@ def rules_set(store: CentralStore, as_json: bool, scope: str, rule: str, setting
 
 
 @rules_cmd.command("load")
-@db_options
+@db_options_creating
 @json_option
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def rules_load(store: CentralStore, as_json: bool, path: Path) -> None:

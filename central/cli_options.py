@@ -17,13 +17,23 @@ from central.store import CentralStore
 
 
 def db_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``--db`` (SQLite file or postgresql:// URL) and ``--schema``, opened into a ``store`` argument."""
+    """``--db`` (SQLite file or postgresql:// URL) and ``--schema``, opened into a ``store`` argument; a SQLite
+    file that does not exist is an error (exit 2), not a new empty store."""
+    return _db_options(fn, create=False)
+
+
+def db_options_creating(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`db_options` for the commands that set a store up (``org load``, ``rules load``): they create it."""
+    return _db_options(fn, create=True)
+
+
+def _db_options(fn: Callable[..., Any], *, create: bool) -> Callable[..., Any]:
     @click.option("--db", "db_target", default="central.db", show_default=True, envvar="SMILELOOP_CENTRAL_DB",
                   help="SQLite file, or a postgresql:// URL (env SMILELOOP_CENTRAL_DB).")
     @click.option("--schema", envvar="SMILELOOP_CENTRAL_SCHEMA", help="PostgreSQL schema (default: the URL's).")
     @functools.wraps(fn)
     def wrapper(db_target: str, schema: str | None, **kwargs: Any) -> Any:
-        store = CentralStore(db_target, schema=schema)
+        store = CentralStore(db_target, schema=schema, create=create)
         try:
             return fn(store=store, **kwargs)
         finally:

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from central.errors import StoreError
+from central.errors import StoreError, StoreMissing
+from smileloop_core import sqlite
 
 BUSY_TIMEOUT_MS = 10_000  # a write lock held longer than this is an outage: ingest backs off and holds its messages
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -105,19 +106,18 @@ class SqliteDatabase(Database):
     dialect = "sqlite"
     serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = BUSY_TIMEOUT_MS / 1000, create: bool = True) -> None:
         super().__init__()
         self.path = Path(path)
         self.busy_ms = int(busy_timeout * 1000)
+        if not create and not self.path.is_file():
+            raise StoreMissing(f"no central store at {self.path} (check --db; `smileloop central` or "
+                               "`smileloop org load` creates one)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn = sqlite.connect(self.path, synchronous="FULL", busy_timeout_ms=self.busy_ms)
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"cannot open the SQLite database {self.path}: {e}") from None
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute(f"PRAGMA busy_timeout={self.busy_ms}")
 
     def _begin(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks between workers
@@ -255,9 +255,9 @@ def _pg_sql(sql: str) -> str:
 
 
 def open_database(target: str | Path, schema: str | None = None, *,
-                  busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> Database:
+                  busy_timeout: float = BUSY_TIMEOUT_MS / 1000, create: bool = True) -> Database:
     """A SQLite file path, or a ``postgresql://`` URL. ``busy_timeout``: seconds a write waits for another
     writer's lock before it fails (SQLite ``busy_timeout``, PostgreSQL ``lock_timeout``)."""
     if is_postgres_url(target):
         return PostgresDatabase(str(target), schema=schema, busy_timeout=busy_timeout)
-    return SqliteDatabase(target, busy_timeout=busy_timeout)
+    return SqliteDatabase(target, busy_timeout=busy_timeout, create=create)

@@ -16,6 +16,10 @@ class StoreError(CentralError, RuntimeError):
     """The database cannot be opened or used."""
 
 
+class StoreMissing(CentralError, ValueError):
+    """A command that reads a store was pointed at one that does not exist (it is not created)."""
+
+
 class AlertNotFound(CentralError, LookupError):
     """No alert has that id (or id prefix)."""
 

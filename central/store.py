@@ -34,9 +34,10 @@ from smileloop_core.ids import is_id
 class CentralStore(IngestStore, DeliveryStore, ReadStore):
     """``CentralStore("central.db")`` or ``CentralStore("postgresql://user@host/db", schema="smileloop")``."""
 
-    def __init__(self, target: str | Path, *, schema: str | None = None, busy_timeout: float = 10.0) -> None:
+    def __init__(self, target: str | Path, *, schema: str | None = None, busy_timeout: float = 10.0,
+                 create: bool = True) -> None:
         self.target = target
-        self.db: Database = open_database(target, schema=schema, busy_timeout=busy_timeout)
+        self.db: Database = open_database(target, schema=schema, busy_timeout=busy_timeout, create=create)
         self.path = Path(target) if self.db.dialect == "sqlite" else None
         migrate(self.db)
 

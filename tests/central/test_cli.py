@@ -115,3 +115,13 @@ def test_every_subcommand_has_an_example(group):
 def test_central_refuses_a_notification_url_apprise_cannot_use(tmp_path, capsys):
     assert main(["central", "--db", str(tmp_path / "c.db"), "--notify", "nosuchscheme://x"]) == 2
     assert "apprise does not understand the notification URL 'nosuchscheme://x'" in capsys.readouterr().err
+
+
+def test_a_command_that_reads_a_store_does_not_create_one(tmp_path, capsys):
+    missing = tmp_path / "no" / "such" / "central.db"
+    for args in (["alerts", "list"], ["org", "show"], ["rules", "list"]):
+        assert main([*args, "--db", str(missing)]) == 2
+        assert f"no central store at {missing}" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()
+    assert main(["rules", "set", "default", "burst", "taps=12", "--db", str(missing)]) == 0  # set-up creates it
+    assert missing.is_file()
