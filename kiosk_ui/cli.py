@@ -46,7 +46,7 @@ def kiosk(ctx: click.Context, config_path: Path | None, windowed: bool, size: st
 
 
 @kiosk.command("hash-pin")
-@click.option("--pin", prompt="Staff PIN (4-12 digits)", hide_input=True, confirmation_prompt=True,
+@click.option("--pin", prompt="Staff PIN (4-12 digits, 6 or more advised)", hide_input=True, confirmation_prompt=True,
               help="The PIN; prompted for (hidden) when left out.")
 def hash_pin_command(pin: str) -> None:
     """Print a salted hash of a staff PIN for [staff] pin_hash in device.toml.
