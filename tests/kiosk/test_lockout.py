@@ -121,7 +121,7 @@ def test_a_short_entry_is_not_a_try(make_device):
     assert d.flow.notice == "Wrong PIN" and d.flow.staff.locked_for() == 0
 
 
-def test_a_reboot_with_the_wall_clock_set_back_restarts_the_lockout_but_never_ends_it(make_device):
+def test_a_reboot_with_the_wall_clock_set_back_restarts_the_lockout_but_never_ends_it(make_device, caplog):
     d = opened(make_device)
     locked_twice(d)
     start = d.clock.now()
@@ -130,6 +130,7 @@ def test_a_reboot_with_the_wall_clock_set_back_restarts_the_lockout_but_never_en
     d.clock.set_wall(start - timedelta(days=400))  # a dead RTC battery
     d.restart(seconds=0)
     assert d.flow.staff.locked_for() == 120, "at most the lockout's own length: not zero, not 400 days"
+    assert "PIN lockout restarted in full" in caplog.text
     d.clock.set_wall(start + timedelta(seconds=25))  # NTP corrects the clock: anchored on this boot now
     assert d.flow.staff.locked_for() == 120
     d.clock.advance(119)
