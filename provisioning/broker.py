@@ -3,6 +3,10 @@ certificate and the revocation list, all in one folder that ``mosquitto -c DIR/m
 
 Every device change re-writes the password file, ACL and CRL from the inventory and sends the running broker
 SIGHUP (Mosquitto re-reads them then), so a revoked device is refused at its next connect.
+
+On the TLS listener a client's certificate *is* its identity (``use_identity_as_username``): the broker takes
+the username from the certificate's CN, so the claim certificate every kiosk image holds is only ever the
+``claim`` account, whatever username and password come with it (docs/SECURITY.md).
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from pathlib import Path
 import tomli_w
 
 from provisioning.acl import CENTRAL, CLAIM, PROVISIONER, render_acl, render_passwd
+from provisioning.claimbox import create_responder_key, load_responder_key, public_b64
 from provisioning.credentials import mosquitto_hash, new_password, write_public, write_secret
 from provisioning.errors import BrokerSetupMissing, InvalidInput
 from provisioning.inventory import Inventory
-from provisioning.tls import CertificateAuthority
+from provisioning.tls import CertificateAuthority, ca_passphrase, is_encrypted
 
 log = logging.getLogger("provisioning.broker")
 
@@ -54,6 +59,11 @@ class BrokerDir:
     @property
     def ca_key(self) -> Path:
         return self.root / "ca.key"
+
+    @property
+    def claim_key(self) -> Path:
+        """The claim responder's private key: only it can read the codes kiosks send."""
+        return self.root / "claim-responder.key"
 
     @property
     def server_cert(self) -> Path:
@@ -145,10 +155,17 @@ def write_broker_config(inventory: Inventory, out: Path, port: int, *, bind: str
             raise InvalidInput(f"--run-as {run_as!r}: no such user on this machine") from None
         os.chown(d.data, entry.pw_uid, entry.pw_gid)  # the broker writes its persistence file here
     written: list[Path] = []
+    passphrase = ca_passphrase()
     if not (d.ca_cert.exists() and d.ca_key.exists()):
-        CertificateAuthority.create(d.root)
+        CertificateAuthority.create(d.root, passphrase=passphrase)
         written += [d.ca_cert, d.ca_key]
-    ca = CertificateAuthority(d.ca_cert, d.ca_key)
+    ca = CertificateAuthority.load(d.ca_cert, d.ca_key)
+    if passphrase and not is_encrypted(d.ca_key):
+        ca.encrypt_key(passphrase)  # asked for now: the same key, so every certificate stays valid
+        written.append(d.ca_key)
+    if not d.claim_key.exists():
+        create_responder_key(d.claim_key)
+        written.append(d.claim_key)
     if tls_port is not None:
         server = ca.issue(hosts[0], server_names=list(hosts), client=False)
         write_public(d.server_cert, server.cert_pem)
@@ -206,20 +223,23 @@ def _conf_text(d: BrokerDir, port: int, plain_bind: str, bind: str, tls_port: in
         lines += ["", f"listener {tls_port} {bind}", f"cafile {d.ca_cert}", f"certfile {d.server_cert}",
                   f"keyfile {d.server_key}", "tls_version tlsv1.2"]
         if require_client_cert:
-            # A device needs its certificate *and* its password; the CRL shuts out replaced certificates.
-            lines += ["require_certificate true", f"crlfile {d.crl}"]
+            # The certificate is the identity: its CN becomes the username (a password sent along is not
+            # used), so no certificate can act as another account. The CRL shuts out replaced certificates.
+            lines += ["require_certificate true", "use_identity_as_username true", f"crlfile {d.crl}"]
     return "\n".join(lines) + "\n"
 
 
 def _write_enrol_profile(d: BrokerDir, url: str, *, tls: bool, client_cert: bool) -> None:
     """``enrol/``: the claim account's URL, password, CA (and certificate) — the same in every kiosk image.
 
-    It opens only the claim topics, and a claim answer is encrypted for the kiosk that asked.
+    It opens only the kiosk's own claim topics; the kiosk encrypts its code to the responder's public key
+    (``[claim] responder_key``) and the answer is encrypted for the kiosk that asked.
     """
     folder = d.enrol.parent
     folder.mkdir(exist_ok=True)
     write_secret(folder / "claim.password", d.account_password(CLAIM).read_text())
     broker: dict[str, str] = {"url": url, "username": CLAIM, "password_file": "claim.password"}
+    claim = {"responder_key": public_b64(load_responder_key(d.claim_key))}
     if tls:
         write_public(folder / "ca.pem", d.ca_cert.read_bytes())
         broker["ca_file"] = "ca.pem"
@@ -229,13 +249,14 @@ def _write_enrol_profile(d: BrokerDir, url: str, *, tls: bool, client_cert: bool
         write_secret(folder / "claim.key", key.read_bytes())
         broker |= {"cert_file": "claim.pem", "key_file": "claim.key"}
     write_public(d.enrol, "# How a new kiosk reaches the claim responder: smileloop enroll --profile THIS --code …\n"
-                 + tomli_w.dumps({"broker": broker}))
+                 + tomli_w.dumps({"broker": broker, "claim": claim}))
 
 
 def rotate_account(inventory: Inventory, username: str) -> Path:
-    """A new password for a broker account (``central``, ``provisioner`` or ``claim``); returns its file.
+    """A new password (and, with TLS, a new certificate) for a broker account (``central``, ``provisioner`` or
+    ``claim``); returns the password file. The old certificate goes on the revocation list.
 
-    The claim password also goes into ``enrol/``: kiosk images made before still hold the old one.
+    The claim password and certificate also go into ``enrol/``: kiosk images made before still hold the old ones.
     """
     if username not in ACCOUNTS:
         raise InvalidInput(f"account {username!r} is not one of {', '.join(ACCOUNTS)}; devices use 'device rotate'")
@@ -243,8 +264,20 @@ def rotate_account(inventory: Inventory, username: str) -> Path:
     password = new_password()
     write_secret(d.account_password(username), password + "\n")
     inventory.set_account(username, ACCOUNTS[username], mosquitto_hash(password))
+    cert_path, key_path = d.account_cert(username)
+    if cert_path.exists():
+        from cryptography import x509
+
+        old_serial = x509.load_pem_x509_certificate(cert_path.read_bytes()).serial_number
+        issued = CertificateAuthority.load(d.ca_cert, d.ca_key).issue(username)
+        write_public(cert_path, issued.cert_pem)
+        write_secret(key_path, issued.key_pem)
+        inventory.revoke_serial(old_serial, username)
     if username == CLAIM and d.enrol.parent.exists():
         write_secret(d.enrol.parent / "claim.password", password + "\n")
+        if cert_path.exists() and (d.enrol.parent / "claim.pem").exists():
+            write_public(d.enrol.parent / "claim.pem", cert_path.read_bytes())
+            write_secret(d.enrol.parent / "claim.key", key_path.read_bytes())
     apply_to_broker(inventory)
     return d.account_password(username)
 
@@ -286,9 +319,13 @@ def _write_files(inventory: Inventory, d: BrokerDir, run_as: str | None) -> list
     write_secret(d.acl, render_acl({u: role for u, (role, _) in accounts.items()}, inventory.devices()), owner=owner)
     written = [d.passwd, d.acl]
     if d.ca_key.exists():
-        ca = CertificateAuthority(d.ca_cert, d.ca_key)
-        write_secret(d.crl, ca.crl(inventory.revoked_serials()), mode=0o644, owner=owner)
-        written.append(d.crl)
+        try:
+            ca = CertificateAuthority.load(d.ca_cert, d.ca_key)
+        except BrokerSetupMissing as e:  # passwords and ACL still apply now; a revoked device can do nothing
+            log.warning("revocation list not updated: %s", e)
+        else:
+            write_secret(d.crl, ca.crl(inventory.revoked_serials()), mode=0o644, owner=owner)
+            written.append(d.crl)
     return written
 
 

@@ -105,7 +105,7 @@ def prepare_bundle(inventory: Inventory, device_id: str) -> Prepared:
     if tls:
         files[CA] = d.ca_cert.read_bytes()
         if client_cert:
-            issued = CertificateAuthority(d.ca_cert, d.ca_key).issue(device_id)
+            issued = CertificateAuthority.load(d.ca_cert, d.ca_key).issue(device_id)
             files[CERT], files[KEY], serial = issued.cert_pem, issued.key_pem, issued.serial
     files[CONFIG] = ("# smileloop device config, written by 'smileloop provision' (docs/PROTOCOL.md)\n"
                      + tomli_w.dumps(device_config(device, url, tls=tls, client_cert=client_cert))).encode()

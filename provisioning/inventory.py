@@ -1,7 +1,8 @@
 """The staff inventory: sites, locations, devices, broker accounts and claim codes, in one SQLite file.
 
-It holds password *hashes* only (the broker's format), never a plain password or a claim code: a copied
-inventory file does not let anyone connect as a device. The CA key lives beside the broker files instead.
+It holds password *hashes* only (the broker's format), and claim codes only as a slow salted hash
+(:mod:`provisioning.codes`): a copied inventory file does not let anyone connect as a device, nor claim one.
+The CA key lives beside the broker files instead (optionally encrypted, docs/SECURITY.md).
 
 Opening, writing and migrating go through :mod:`smileloop_core.sqlite`: every write is one ``BEGIN IMMEDIATE``
 transaction, rolled back whole on any error.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -23,22 +23,24 @@ from typing import Any
 
 import sqlite_utils
 
+from provisioning.codes import hash_code, selector, verify_code
 from provisioning.errors import AlreadyExists, ClaimRefused, InvalidInput, NotFound
 from smileloop_core.clock import Clock, SystemClock, parse_utc, utc_iso
+from smileloop_core.ids import id_problem
 from smileloop_core.scales import SCALES
 from smileloop_core.sqlite import Migration, connect, migrate, transaction
 
-IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # docs/PROTOCOL.md "Topics"
 RESERVED_USERNAMES = {"central", "claim", "provisioner"}
 
 NEW, ACTIVE, REVOKED = "new", "active", "revoked"  # new: waiting for its claim code or bundle
 
 
 def check_ident(value: str, what: str) -> str:
-    """An identifier that is safe in a topic and a username, or :class:`InvalidInput` naming ``what``."""
-    if not isinstance(value, str) or not IDENT.match(value):
-        raise InvalidInput(f"{what} {value!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a "
-                           "letter or digit (no '/', '+', '#', spaces)")
+    """An identifier that is safe in a topic, a username and a line of the broker's files, or
+    :class:`InvalidInput` naming ``what`` (:func:`smileloop_core.ids.id_problem`: the whole string, no newline)."""
+    problem = id_problem(value, what)
+    if problem is not None:
+        raise InvalidInput(problem)
     return value
 
 
@@ -111,7 +113,29 @@ def _m001_inventory(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
-MIGRATIONS: list[Migration] = [("001_inventory", _m001_inventory)]
+INVALIDATED = ("made before claim codes were stored as salted hashes (docs/SECURITY.md); it no longer works: "
+               "make a new code with 'smileloop provision claim new DEVICE'")
+
+
+def _m002_claim_hashes(db: sqlite3.Connection) -> None:
+    """Claim codes keyed by a selector and an scrypt verifier; old rows (an unsalted id) are used up."""
+    from datetime import UTC
+    from datetime import datetime as _dt
+
+    now = utc_iso(_dt.now(UTC))
+    db.execute("""
+        CREATE TABLE claim_codes (
+            id INTEGER PRIMARY KEY, selector TEXT, verifier TEXT, device_id TEXT NOT NULL REFERENCES devices(id),
+            created_at TEXT NOT NULL, expires_at TEXT NOT NULL, used_at TEXT, note TEXT)""")
+    db.execute("INSERT INTO claim_codes (device_id, created_at, expires_at, used_at, note) "
+               "SELECT device_id, created_at, expires_at, coalesce(used_at, ?), "
+               "CASE WHEN used_at IS NULL THEN ? END FROM claims", (now, INVALIDATED))
+    db.execute("DROP TABLE claims")
+    db.execute("ALTER TABLE claim_codes RENAME TO claims")
+    db.execute("CREATE INDEX claims_selector ON claims (selector)")
+
+
+MIGRATIONS: list[Migration] = [("001_inventory", _m001_inventory), ("002_claim_hashes", _m002_claim_hashes)]
 
 
 class Inventory:
@@ -304,9 +328,15 @@ class Inventory:
         """username → (role, password hash)."""
         return {r[0]: (r[1], r[2]) for r in self._conn.execute("SELECT username, role, password_hash FROM accounts")}
 
+    def revoke_serial(self, serial: int, owner: str) -> None:
+        """Put a replaced certificate (a broker account's) on the revocation list."""
+        with self._write() as c:
+            c.execute("INSERT OR IGNORE INTO revoked_certs VALUES (?, ?, ?)", (str(serial), owner, self._now()))
+
     # --- claim codes --------------------------------------------------------------------------
-    def add_claim(self, code_id: str, device_id: str, ttl: timedelta) -> datetime:
-        """Remember a claim code by its id (never the code itself); returns when it expires."""
+    def add_claim(self, code: str, device_id: str, ttl: timedelta) -> datetime:
+        """Remember a claim code as a selector and a salted scrypt hash (never the code); returns its expiry."""
+        sel, verifier = selector(code), hash_code(code)
         now = self.clock.now()
         expires = now + ttl
         with self._write() as c:
@@ -315,34 +345,42 @@ class Inventory:
                 raise NotFound(f"device {device_id!r} is not in the inventory")
             if row["state"] == REVOKED:
                 raise InvalidInput(f"device {device_id!r} is revoked; create a new device instead")
-            c.execute("INSERT INTO claims VALUES (?, ?, ?, ?, NULL)", (code_id, device_id, utc_iso(now),
-                                                                       utc_iso(expires)))
+            c.execute("INSERT INTO claims (selector, verifier, device_id, created_at, expires_at) "
+                      "VALUES (?, ?, ?, ?, ?)", (sel, verifier, device_id, utc_iso(now), utc_iso(expires)))
         return expires
 
-    def redeem_claim(self, code_id: str, *, peek: bool = False) -> str:
-        """Mark a claim code used and return its device id; :class:`ClaimRefused` if it cannot be used.
+    def find_claim(self, code: str) -> int | None:
+        """The row of ``code`` (checked against each verifier with its selector), or None. Reads only."""
+        rows = self._conn.execute("SELECT id, verifier FROM claims WHERE selector = ? AND verifier IS NOT NULL "
+                                  "ORDER BY id DESC", (selector(code),)).fetchall()
+        return next((int(r["id"]) for r in rows if verify_code(code, r["verifier"])), None)
 
-        One transaction with ``BEGIN IMMEDIATE``: two kiosks racing with the same code cannot both win.
-        ``peek`` checks the same without using the code up.
+    def redeem_claim(self, code: str) -> str:
+        """Use a claim code up and return its device id; :class:`ClaimRefused` if it cannot be used.
+
+        The slow hash is checked before the write lock is taken (a wrong code never takes it); the use itself
+        is one ``BEGIN IMMEDIATE`` transaction: two kiosks racing with the same code cannot both win.
         """
+        claim_id = self.find_claim(code)
+        if claim_id is None:
+            raise ClaimRefused("unknown claim code (check for typos, or ask for a new one; codes made before "
+                               "the upgrade of docs/SECURITY.md no longer work)")
         now = self.clock.now()
         with self._write() as c:
             row = c.execute("SELECT c.*, d.state FROM claims c JOIN devices d ON d.id = c.device_id "
-                            "WHERE c.code_id = ?", (code_id,)).fetchone()
-            if row is None:
-                raise ClaimRefused("unknown claim code (check for typos, or ask for a new one)")
+                            "WHERE c.id = ?", (claim_id,)).fetchone()
             if row["used_at"] is not None:
                 raise ClaimRefused(f"this claim code was already used at {row['used_at']}; ask for a new one")
             if parse_utc(row["expires_at"]) <= now:
                 raise ClaimRefused(f"this claim code expired at {row['expires_at']}; ask for a new one")
             if row["state"] == REVOKED:
                 raise ClaimRefused("the device of this claim code has been revoked")
-            if not peek:
-                c.execute("UPDATE claims SET used_at = ? WHERE code_id = ?", (utc_iso(now), code_id))
+            c.execute("UPDATE claims SET used_at = ? WHERE id = ?", (utc_iso(now), claim_id))
             return str(row["device_id"])
 
     def claims(self, device_id: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT device_id, created_at, expires_at, used_at FROM claims", ()  # type: tuple[str, tuple[str, ...]]
+        sql = "SELECT device_id, created_at, expires_at, used_at, note FROM claims"
+        args: tuple[str, ...] = ()
         if device_id:
             sql, args = sql + " WHERE device_id = ?", (device_id,)
         return [dict(r) for r in self._conn.execute(sql + " ORDER BY created_at", args)]

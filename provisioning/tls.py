@@ -2,12 +2,18 @@
 certificate per device, made with the ``cryptography`` package (no openssl command line needed).
 
 Keys are ECDSA P-256: small enough for a MicroPython board's TLS, supported by every Mosquitto build.
+
+The CA key (``ca.key``) may be kept encrypted (PKCS#8, the best encryption ``cryptography`` offers) with a
+passphrase read from ``SMILELOOP_CA_PASSPHRASE_FILE`` (a file, e.g. systemd's ``$CREDENTIALS_DIRECTORY``)
+or ``SMILELOOP_CA_PASSPHRASE`` — never from the command line, where ``ps`` and shell history would show it.
+Mosquitto never needs this key; only the commands that sign (device certificates, the revocation list) do.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provisioning.credentials import write_public, write_secret
-from provisioning.errors import InvalidInput
+from provisioning.errors import BrokerSetupMissing, InvalidInput
+
+PASSPHRASE_ENV, PASSPHRASE_FILE_ENV = "SMILELOOP_CA_PASSPHRASE", "SMILELOOP_CA_PASSPHRASE_FILE"
 
 CA_YEARS = 10
 LEAF_DAYS = 825  # the longest validity browsers and most TLS stacks still accept for a leaf
@@ -32,9 +40,29 @@ class Issued:
     serial: int
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+def _key_pem(key: ec.EllipticCurvePrivateKey, passphrase: bytes | None = None) -> bytes:
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+
+def ca_passphrase() -> bytes | None:
+    """The CA key's passphrase from the environment (a file first), or None when none is set."""
+    path = os.environ.get(PASSPHRASE_FILE_ENV)
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as e:
+            raise BrokerSetupMissing(f"{PASSPHRASE_FILE_ENV}={path}: cannot read it ({e.strerror})") from None
+    else:
+        text = os.environ.get(PASSPHRASE_ENV, "")
+    if text and len(text) < 12:
+        raise InvalidInput("the CA passphrase must be at least 12 characters")
+    return text.encode() or None
+
+
+def is_encrypted(key_path: Path) -> bool:
+    return b"ENCRYPTED" in key_path.read_bytes()[:64]
 
 
 def _now() -> dt.datetime:
@@ -64,20 +92,39 @@ def create_ca(common_name: str = "smileloop CA", *, now: dt.datetime | None = No
 class CertificateAuthority:
     """Signs server and client certificates with a CA kept in two files (``ca.pem``, ``ca.key`` 0600)."""
 
-    def __init__(self, cert_path: Path, key_path: Path) -> None:
+    def __init__(self, cert_path: Path, key_path: Path, passphrase: bytes | None = None) -> None:
         self.cert_path, self.key_path = cert_path, key_path
         self.cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        encrypted = is_encrypted(key_path)
+        if encrypted and not passphrase:
+            raise BrokerSetupMissing(f"{key_path} is encrypted: set {PASSPHRASE_FILE_ENV} to a file holding its "
+                                     f"passphrase (or {PASSPHRASE_ENV})")
+        try:
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=passphrase if encrypted else None)
+        except ValueError:
+            raise BrokerSetupMissing(f"{key_path}: wrong passphrase for the CA key") from None
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise InvalidInput(f"{key_path}: the CA key must be an EC key")
         self._key = key
 
     @classmethod
-    def create(cls, directory: Path, common_name: str = "smileloop CA") -> CertificateAuthority:
+    def load(cls, cert_path: Path, key_path: Path) -> CertificateAuthority:
+        """The CA with the passphrase from the environment (:func:`ca_passphrase`), if its key is encrypted."""
+        return cls(cert_path, key_path, ca_passphrase() if is_encrypted(key_path) else None)
+
+    @classmethod
+    def create(cls, directory: Path, common_name: str = "smileloop CA", *,
+               passphrase: bytes | None = None) -> CertificateAuthority:
         ca = create_ca(common_name)
         write_public(directory / "ca.pem", ca.cert_pem)
-        write_secret(directory / "ca.key", ca.key_pem)
-        return cls(directory / "ca.pem", directory / "ca.key")
+        key = serialization.load_pem_private_key(ca.key_pem, password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        write_secret(directory / "ca.key", _key_pem(key, passphrase))
+        return cls(directory / "ca.pem", directory / "ca.key", passphrase)
+
+    def encrypt_key(self, passphrase: bytes) -> None:
+        """Re-write ``ca.key`` encrypted with ``passphrase`` (the same key: every certificate stays valid)."""
+        write_secret(self.key_path, _key_pem(self._key, passphrase))
 
     @property
     def cert_pem(self) -> bytes:

@@ -102,10 +102,11 @@ def serve_claims(inventory: Inventory, broker_url: str | None, duration: float |
     Example:
         smileloop provision serve-claims
     """
-    responder = ClaimResponder(inventory, _staff_settings(inventory, broker_url))
+    settings = _staff_settings(inventory, broker_url)
+    responder = ClaimResponder(inventory, settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    click.echo(f"answering claim codes on {responder.settings.redacted()}; Ctrl-C stops", err=True)
+    click.echo(f"answering claim codes on {settings.redacted()}; Ctrl-C stops", err=True)
     if duration is not None:
         timer = threading.Timer(duration, stop.set)
         timer.daemon = True

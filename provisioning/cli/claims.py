@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
 from device.config import load_config
 from provisioning.bundle import write_bundle
-from provisioning.claims import DEFAULT_TTL, ClaimCode, EnrolProfile, create_claim, qr_file, qr_text
+from provisioning.claims import DEFAULT_TTL, ClaimCode, EnrolProfile, check_ttl, create_claim, qr_file, qr_text
 from provisioning.claims import claim as fetch_claim
-from provisioning.cli.common import emit, json_option, pass_inventory, provision
+from provisioning.cli.common import F, emit, json_option, pass_inventory, provision
+from provisioning.errors import InvalidInput
 from provisioning.inventory import Inventory
+
+
+def _ttl(ctx: click.Context, param: click.Parameter, hours: float) -> float:
+    try:
+        check_ttl(timedelta(hours=hours))
+    except InvalidInput as e:
+        raise click.BadParameter(str(e)) from None
+    return hours
+
+
+def ttl_option(help_text: str = "Hours a claim code stays valid (at most 168: 7 days).") -> Callable[[F], F]:
+    """``--ttl HOURS``, checked before anything is created."""
+    def decorate(f: F) -> F:
+        option: Callable[[Any], F] = click.option(
+            "--ttl", type=float, default=DEFAULT_TTL.total_seconds() / 3600, show_default=True, callback=_ttl,
+            help=help_text)
+        return option(f)
+    return decorate
 
 
 def _claim_text(code: ClaimCode, qr: bool) -> str:
@@ -35,8 +56,7 @@ def claim_group() -> None:
 
 @claim_group.command("new")
 @click.argument("device_id")
-@click.option("--ttl", type=click.FloatRange(min=0.01), default=DEFAULT_TTL.total_seconds() / 3600,
-              show_default=True, help="Hours the code stays valid.")
+@ttl_option()
 @click.option("--qr", "qr_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the QR code to a .svg or .png file for a label.")
 @json_option
@@ -72,8 +92,8 @@ def enroll(profile: Path, code: str, out: Path, timeout: float, as_json: bool) -
     Example:
         smileloop enroll --profile /etc/smileloop/enrol/enrol.toml --code K7QF-9XRT-M2PA --out /etc/smileloop
     """
-    settings = EnrolProfile.load(profile).settings
-    bundle = fetch_claim(settings, code, timeout=timeout)
+    loaded = EnrolProfile.load(profile)
+    bundle = fetch_claim(loaded.settings, code, responder_key=loaded.responder_key, timeout=timeout)
     written = write_bundle(bundle, out)
     load_config(out / "device.toml")  # the device's own validator: what it fetched must run as is
     dev = bundle.device

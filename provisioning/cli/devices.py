@@ -14,8 +14,8 @@ import click
 from provisioning import devices
 from provisioning.broker import apply_to_broker, broker_dir
 from provisioning.bundle import Bundle, commit_bundle, copy_to_board, prepare_bundle, write_bundle
-from provisioning.claims import DEFAULT_TTL, create_claim
-from provisioning.cli.claims import _claim_text
+from provisioning.claims import create_claim
+from provisioning.cli.claims import _claim_text, ttl_option
 from provisioning.cli.common import F, _staff_settings, emit, json_option, pass_inventory, provision, secret_option
 from provisioning.errors import InvalidInput
 from provisioning.inventory import Device, DeviceSpec, Inventory
@@ -91,8 +91,7 @@ def with_delivery(f: F) -> F:
               help="Opening hours, e.g. mon-fri=08:00-20:00, sat=10:00-14:00,15:00-18:00, sun=closed.")
 @with_delivery
 @click.option("--claim", "make_claim", is_flag=True, help="Make a one-time claim code (and QR) instead of a bundle.")
-@click.option("--ttl", type=click.FloatRange(min=0.01), default=DEFAULT_TTL.total_seconds() / 3600,
-              show_default=True, help="Hours a claim code stays valid.")
+@ttl_option()
 @secret_option
 @json_option
 @pass_inventory
@@ -136,8 +135,7 @@ def device_new(inventory: Inventory, site_id: str, location_id: str, device_id: 
 @click.option("--claims-csv", type=click.Path(dir_okay=False, path_type=Path),
               help="Make a claim code per device instead; write them to this CSV (0600).")
 @click.option("--create-missing", is_flag=True, help="Add sites and locations the CSV names that are not known.")
-@click.option("--ttl", type=click.FloatRange(min=0.01), default=DEFAULT_TTL.total_seconds() / 3600,
-              show_default=True, help="Hours the claim codes stay valid.")
+@ttl_option("Hours the claim codes stay valid (at most 168: 7 days).")
 @json_option
 @pass_inventory
 def device_import(inventory: Inventory, csv_file: Any, out_root: Path | None, claims_csv: Path | None,
@@ -195,8 +193,7 @@ def device_list(inventory: Inventory, site_id: str | None, refresh: bool, broker
 @click.option("--id", "device_id", help="Id of the new device (default <site>-<location>-<n>).")
 @with_delivery
 @click.option("--claim", "make_claim", is_flag=True, help="Make a one-time claim code for the new device.")
-@click.option("--ttl", type=click.FloatRange(min=0.01), default=DEFAULT_TTL.total_seconds() / 3600,
-              show_default=True, help="Hours a claim code stays valid.")
+@ttl_option()
 @secret_option
 @json_option
 @pass_inventory

@@ -20,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from provisioning.broker import BrokerDir, write_broker_config
 from provisioning.bundle import issue_bundle, write_bundle
+from provisioning.claims import ClaimResponder
 from provisioning.devices import create_device
 from provisioning.inventory import DeviceSpec, Inventory
 from smileloop_core.mosquitto import mosquitto_binary, reserve_port
@@ -111,6 +112,16 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         finally:
             broker.stop()
             inv.close()
+
+
+@pytest.fixture(scope="module")
+def responder(setup: Setup) -> Iterator[ClaimResponder]:
+    from provisioning.cli import _staff_settings
+
+    r = ClaimResponder(setup.inventory, _staff_settings(setup.inventory, None)).start()
+    assert r.wait_ready(10), "claim responder did not subscribe"
+    yield r
+    r.stop()
 
 
 @dataclass

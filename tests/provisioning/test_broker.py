@@ -14,6 +14,7 @@ from central.store import CentralStore
 from device.config import load_config
 from device.recorder import Recorder
 from device.store import DeviceStore
+from provisioning.acl import claim_reply_topic, claim_request_topic
 from provisioning.broker import apply_to_broker
 from provisioning.bundle import issue_bundle, write_bundle
 from smileloop_core import topics
@@ -166,13 +167,16 @@ def test_rotation_retires_the_old_password(setup: Setup) -> None:
 
 
 def test_claim_account_touches_only_claim_topics(setup: Setup) -> None:
-    c = connect_v5(setup.port, "claim", setup.account_password("claim"))
+    own, other = "1" * 32, "2" * 32  # client ids
+    c = connect_v5(setup.port, "claim", setup.account_password("claim"), client_id=own)
     try:
         assert not c.connect_rc[0].is_failure
         assert c.publish(topics.ratings("store-1", "kiosk-a"), RATING).value == NOT_AUTHORISED
         assert c.publish(topics.status("store-1", "kiosk-a"), RATING).value == NOT_AUTHORISED
-        assert c.publish("smileloop/v1/_claim/" + "0" * 32 + "/reply", b"{}").value == NOT_AUTHORISED
-        assert c.publish("smileloop/v1/_claim/" + "0" * 32 + "/request", b"{}").value in (0, 16)
+        assert c.publish(claim_reply_topic(own), b"{}").value == NOT_AUTHORISED
+        assert c.publish(claim_request_topic(other), b"{}").value == NOT_AUTHORISED  # not as another kiosk
+        assert c.publish("smileloop/v1/_claim/" + "0" * 32 + "/request", b"{}").value == NOT_AUTHORISED
+        assert c.publish(claim_request_topic(own), b"{}").value in (0, 16)
     finally:
         c.close()
 

@@ -40,7 +40,7 @@ def test_reopening_keeps_data_and_applies_no_migration_twice(tmp_path):
     again = Inventory(tmp_path / "inventory.db")
     assert again.device("k1").state == "new"
     names = [r[0] for r in again._conn.execute("SELECT name FROM _migrations")]
-    assert names == ["001_inventory"]
+    assert names == ["001_inventory", "002_claim_hashes"]
     assert again._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     again.close()
 
