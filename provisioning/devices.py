@@ -13,8 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from device.config import parse_config
-from device.errors import ConfigError
+from device import ConfigError, parse_config
 from provisioning.broker import apply_to_broker
 from provisioning.bundle import device_config, issue_bundle, write_bundle
 from provisioning.claims import create_claim

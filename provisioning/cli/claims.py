@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from device.config import load_config
+from device import load_config
 from provisioning.bundle import write_bundle
 from provisioning.claims import DEFAULT_TTL, ClaimCode, EnrolProfile, check_ttl, create_claim, qr_file, qr_text
 from provisioning.claims import claim as fetch_claim

@@ -336,3 +336,23 @@ def test_the_passphrase_is_never_a_command_line_option() -> None:
 
     assert not [o for o in options(provision) if "passphrase" in o and not o.endswith("-file")]
 
+
+
+def test_rotating_the_claim_account_replaces_and_revokes_its_certificate(tmp_path: Path) -> None:
+    """A leaked kiosk image: the claim account gets a new password and certificate; the old one is revoked."""
+    from cryptography import x509
+
+    from provisioning.broker import rotate_account, write_broker_config
+
+    inv = Inventory(tmp_path / "inv.db")
+    setup = write_broker_config(inv, tmp_path / "b", 1883, tls_port=8883)
+    enrol = setup.directory.enrol.parent
+    old = x509.load_pem_x509_certificate((enrol / "claim.pem").read_bytes()).serial_number
+    old_password = (enrol / "claim.password").read_text()
+    rotate_account(inv, "claim")
+    new = x509.load_pem_x509_certificate((enrol / "claim.pem").read_bytes()).serial_number
+    assert new != old and old in inv.revoked_serials() and (enrol / "claim.password").read_text() != old_password
+    crl = x509.load_pem_x509_crl(setup.directory.crl.read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(old) is not None
+    assert "use_identity_as_username true" in setup.directory.conf.read_text()
+    inv.close()
