@@ -1,31 +1,51 @@
-"""The device core: rating scales, the local SQLite store and outbox, config, and the Recorder.
+"""The device core: the Recorder every input calls, the local SQLite store and outbox, the device config,
+the doorbell and the staff PIN lockout. What the kiosk, the sync agent, the panels, provisioning and the
+command may use is named here; they import it from ``device``.
 
-Every input (the Kivy kiosk, a button panel, the CLI) records a tap through :class:`Recorder`,
-which validates it against the configured scale and stores it durably before it returns.
+Every input (the Kivy kiosk, a button panel, the CLI) records a tap through :class:`Recorder`, which validates
+it against the configured scale and stores it durably before it returns.
 """
 
-from device.config import DeviceConfig, load_config
-from device.errors import ConfigError, DeviceError, InvalidRating, StoreError
-from device.recorder import Recorder
+from device.cli import MIX, config_option, open_recorder, simulate, tap
+from device.config import (
+    CENTRAL_SECTIONS,
+    DeviceConfig,
+    StorageConfig,
+    SyncConfig,
+    central_overlay_path,
+    load_config,
+    merge_central,
+    parse_config,
+)
+from device.doorbell import BellListener
+from device.errors import ConfigError, DeviceError, StoreError
+from device.lockout import PinLockout, load_pin_lockout, save_pin_lockout
+from device.recorder import MAX_COMMENT, MAX_CONTACT, Recorder
 from device.store import DeviceStore
-from smileloop_core.clock import Clock, FakeClock, SystemClock
-from smileloop_core.model import Rating
-from smileloop_core.scales import SCALES, Scale, get_scale
 
 __all__ = [
-    "SCALES",
-    "Clock",
+    "CENTRAL_SECTIONS",
+    "MAX_COMMENT",
+    "MAX_CONTACT",
+    "MIX",
+    "BellListener",
     "ConfigError",
     "DeviceConfig",
     "DeviceError",
     "DeviceStore",
-    "FakeClock",
-    "InvalidRating",
-    "Rating",
+    "PinLockout",
     "Recorder",
-    "Scale",
+    "StorageConfig",
     "StoreError",
-    "SystemClock",
-    "get_scale",
+    "SyncConfig",
+    "central_overlay_path",
+    "config_option",
     "load_config",
+    "load_pin_lockout",
+    "merge_central",
+    "open_recorder",
+    "parse_config",
+    "save_pin_lockout",
+    "simulate",
+    "tap",
 ]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from device.cli import config_option, open_recorder
+from device import config_option, open_recorder
 from hardware.errors import PanelConfigError
 
 FIRMWARE_DIR = Path(__file__).parent / "firmware"

@@ -10,8 +10,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from device.errors import DeviceError
-from device.recorder import Recorder
+from device import DeviceError, Recorder
 from hardware.errors import PanelConfigError
 from smileloop_core.clock import Clock, SystemClock
 

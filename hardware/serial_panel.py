@@ -15,8 +15,7 @@ from typing import Any
 
 import serial
 
-from device.errors import StoreError
-from device.recorder import Recorder
+from device import Recorder, StoreError
 from hardware.errors import PanelProtocolError
 from smileloop_core.errors import InvalidRating
 

@@ -16,10 +16,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from device.config import DeviceConfig
-from device.errors import StoreError
-from device.recorder import MAX_COMMENT, MAX_CONTACT, Recorder
-from device.store import DeviceStore
+from device import MAX_COMMENT, MAX_CONTACT, DeviceConfig, DeviceStore, Recorder, StoreError
 from kiosk_ui.i18n import N_, SOURCE_LANGUAGE, translations
 from kiosk_ui.staff import PinResult, StaffGate, wait_text
 from kiosk_ui.status import StatusLine, staff_status

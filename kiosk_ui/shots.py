@@ -14,9 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from device.config import parse_config
-from device.errors import StoreError
-from device.store import DeviceStore
+from device import DeviceStore, StoreError, parse_config
 from kiosk_ui.flow import KioskFlow
 from kiosk_ui.pin import hash_pin
 from smileloop_core.clock import FakeClock

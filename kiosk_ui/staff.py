@@ -16,9 +16,7 @@ import math
 from collections.abc import Callable
 from enum import StrEnum
 
-from device.errors import StoreError
-from device.lockout import PinLockout, load_pin_lockout, save_pin_lockout
-from device.store import DeviceStore
+from device import DeviceStore, PinLockout, StoreError, load_pin_lockout, save_pin_lockout
 from kiosk_ui.errors import PinError
 from kiosk_ui.i18n import N_
 from kiosk_ui.pin import MAX_DIGITS, MIN_DIGITS, verify_pin

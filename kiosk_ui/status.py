@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from device.config import DeviceConfig
-from device.errors import StoreError
-from device.store import DeviceStore
+from device import DeviceConfig, DeviceStore, StoreError
 from kiosk_ui.i18n import N_
 from smileloop_core.clock import parse_utc
 

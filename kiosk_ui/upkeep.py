@@ -9,10 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from device.config import DeviceConfig, central_overlay_path, load_config
-from device.errors import ConfigError, StoreError
-from device.recorder import Recorder
-from device.store import DeviceStore
+from device import ConfigError, DeviceConfig, DeviceStore, Recorder, StoreError, central_overlay_path, load_config
 from kiosk_ui.i18n import SOURCE_LANGUAGE
 from kiosk_ui.status import disk_free_mb
 from smileloop_core.clock import Clock

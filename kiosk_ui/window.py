@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from device.config import load_config
+from device import load_config
 from smileloop_core.clock import Clock
 
 log = logging.getLogger(__name__)

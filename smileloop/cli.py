@@ -24,12 +24,12 @@ FAILED = 1
 # Each command is imported when it is asked for, so a kiosk without the central extras (or a server without
 # Kivy) still runs its own commands; the imports are plain ones, so the layers stay visible.
 def _tap() -> click.Command:
-    from device.cli import tap
+    from device import tap
     return tap
 
 
 def _simulate() -> click.Command:
-    from device.cli import simulate
+    from device import simulate
     return simulate
 
 

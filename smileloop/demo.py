@@ -21,10 +21,7 @@ import click
 
 from central.service import CentralService
 from central.store import CentralStore
-from device.cli import MIX
-from device.config import parse_config
-from device.recorder import Recorder
-from device.store import DeviceStore
+from device import MIX, DeviceStore, Recorder, parse_config
 from smileloop_core.clock import parse_utc
 from smileloop_core.embedded_broker import EmbeddedBroker
 from smileloop_core.mosquitto import Mosquitto, mosquitto_binary

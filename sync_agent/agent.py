@@ -24,9 +24,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from device.config import DeviceConfig
-from device.doorbell import BellListener
-from device.store import DeviceStore
+from device import BellListener, DeviceConfig, DeviceStore
 from smileloop_core import topics
 from smileloop_core.clock import Clock, SystemClock, utc_iso
 from smileloop_core.connection import Connection

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import click
 
-from device.cli import config_option
-from device.config import load_config
-from device.store import DeviceStore
+from device import DeviceStore, config_option, load_config
 from sync_agent.agent import SyncAgent
 
 

@@ -18,8 +18,15 @@ from typing import Any
 
 import tomli_w
 
-from device.config import CENTRAL_SECTIONS, DeviceConfig, central_overlay_path, load_config, merge_central, parse_config
-from device.errors import ConfigError
+from device import (
+    CENTRAL_SECTIONS,
+    ConfigError,
+    DeviceConfig,
+    central_overlay_path,
+    load_config,
+    merge_central,
+    parse_config,
+)
 from smileloop_core.wire import decode_v1
 from sync_agent.errors import ConfigRejected
 

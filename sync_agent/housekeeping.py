@@ -11,9 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from device.config import StorageConfig
-from device.errors import StoreError
-from device.store import DeviceStore
+from device import DeviceStore, StorageConfig, StoreError
 from smileloop_core.clock import Clock
 
 log = logging.getLogger("smileloop.sync")

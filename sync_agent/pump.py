@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from device.config import SyncConfig
-from device.store import DeviceStore
+from device import DeviceStore, SyncConfig
 from smileloop_core.clock import Clock, utc_iso
 from smileloop_core.model import Rating
 from smileloop_core.mqtt import Backoff, is_failure, reason_text

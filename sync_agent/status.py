@@ -12,9 +12,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from device.config import DeviceConfig
-from device.errors import StoreError
-from device.store import DeviceStore
+from device import DeviceConfig, DeviceStore, StoreError
 from smileloop_core import __version__
 from smileloop_core.clock import Clock, parse_utc, utc_iso
 
