@@ -19,14 +19,13 @@ from typing import Any
 
 import click
 
-from central.service import CentralService
-from central.store import CentralStore
+from central import CentralService, CentralStore
 from device import MIX, DeviceStore, Recorder, parse_config
 from smileloop_core.clock import parse_utc
 from smileloop_core.embedded_broker import EmbeddedBroker
 from smileloop_core.mosquitto import Mosquitto, mosquitto_binary
 from smileloop_core.mqtt import BrokerSettings
-from sync_agent.agent import SyncAgent
+from sync_agent import SyncAgent
 
 FACES = {1: "😠", 2: "🙁", 3: "🙂", 4: "😄"}
 
