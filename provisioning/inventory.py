@@ -351,8 +351,9 @@ class Inventory:
 
     def find_claim(self, code: str) -> int | None:
         """The row of ``code`` (checked against each verifier with its selector), or None. Reads only."""
+        recent = utc_iso(self.clock.now() - timedelta(days=30))  # older codes: "unknown", and not hashed again
         rows = self._conn.execute("SELECT id, verifier FROM claims WHERE selector = ? AND verifier IS NOT NULL "
-                                  "ORDER BY id DESC", (selector(code),)).fetchall()
+                                  "AND expires_at > ? ORDER BY id DESC", (selector(code), recent)).fetchall()
         return next((int(r["id"]) for r in rows if verify_code(code, r["verifier"])), None)
 
     def redeem_claim(self, code: str) -> str:
