@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 from central.errors import OrgError
 from smileloop_core.hours import HoursConfig, HoursError, parse_hours
+from smileloop_core.ids import is_id
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _QUIET = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
 
@@ -141,7 +141,7 @@ def _known(raw: dict[str, Any], where: str, keys: set[str]) -> None:
 
 
 def _ident(value: str, where: str) -> str:
-    if not isinstance(value, str) or not _ID.match(value):
+    if not is_id(value):
         raise OrgError(f"{where}: {value!r} is not an identifier (1-64 of A-Z a-z 0-9 . _ -)")
     return value
 

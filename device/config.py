@@ -16,11 +16,11 @@ from typing import Any
 
 from device.errors import ConfigError
 from smileloop_core.hours import WEEKDAYS, HoursConfig, HoursError, parse_hours
+from smileloop_core.ids import is_id
 from smileloop_core.scales import SCALES
 
 log = logging.getLogger(__name__)
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class _Reader:
 
     def ident(self, table: dict[str, Any], section: str, key: str) -> str:
         value = self.get(table, section, key, str, required=True)
-        if not _ID.match(value):
+        if not is_id(value):
             raise ConfigError(self.path, f"{section}.{key}",
                               f"{value!r} must be 1-64 letters, digits, '.', '_' or '-' (no '/', '+', '#')")
         return str(value)
