@@ -11,7 +11,14 @@ import click
 
 from provisioning.broker import apply_to_broker, default_run_as, rotate_account, write_broker_config
 from provisioning.claims import ClaimResponder
-from provisioning.cli.common import _staff_settings, emit, json_option, pass_inventory, provision
+from provisioning.cli.common import (
+    _staff_settings,
+    emit,
+    json_option,
+    pass_inventory,
+    pass_inventory_creating,
+    provision,
+)
 from provisioning.inventory import Inventory
 
 
@@ -30,7 +37,7 @@ from provisioning.inventory import Inventory
 @click.option("--client-certs/--no-client-certs", default=True, show_default=True,
               help="Require a client certificate on the TLS listener as well as the password.")
 @json_option
-@pass_inventory
+@pass_inventory_creating
 def broker_config(inventory: Inventory, out: Path, port: int, tls_port: int | None, bind: str, plain_bind: str | None,
                   hosts: tuple[str, ...], public_url: str | None, run_as: str | None, client_certs: bool,
                   as_json: bool) -> None:

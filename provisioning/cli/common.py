@@ -50,12 +50,25 @@ def provision(ctx: click.Context, inventory_path: Path) -> None:
 
 
 def pass_inventory(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Open the inventory named by ``--inventory`` for one command, and close it after."""
+    """Open the inventory named by ``--inventory`` for one command, and close it after; a missing file is an
+    error (exit 2) — reading commands never create an empty inventory by mistake."""
+    return _with_inventory(f, create=False)
 
+
+def pass_inventory_creating(f: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`pass_inventory` for the commands that set an installation up (``broker-config``, ``site add``)."""
+    return _with_inventory(f, create=True)
+
+
+def _with_inventory(f: Callable[..., Any], *, create: bool) -> Callable[..., Any]:
     @functools.wraps(f)
     def with_inventory(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
-        inventory = Inventory(ctx.obj)
+        path = Path(ctx.obj)
+        if not create and not path.is_file():
+            raise InvalidInput(f"no inventory at {path} (check --inventory or SMILELOOP_INVENTORY; "
+                               "'smileloop provision broker-config' or 'site add' creates one)")
+        inventory = Inventory(path)
         try:
             return f(inventory, *args, **kwargs)
         finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from provisioning.cli.common import emit, json_option, pass_inventory, provision
+from provisioning.cli.common import emit, json_option, pass_inventory, pass_inventory_creating, provision
 from provisioning.inventory import Inventory
 
 
@@ -23,7 +23,7 @@ def site() -> None:
 @click.option("--name", help="A human name.")
 @click.option("--timezone", default="UTC", show_default=True, help="IANA time zone of the opening hours.")
 @json_option
-@pass_inventory
+@pass_inventory_creating
 def site_add(inventory: Inventory, site_id: str, name: str | None, timezone: str, as_json: bool) -> None:
     """Register a site.
 

@@ -289,3 +289,12 @@ def test_replace_swaps_in_a_new_identity_with_the_same_settings(staff: tuple[Pat
     assert "store-9-till-2:" in passwd and "store-9-till-1:" not in passwd
     again = run(inv, "device", "replace", "store-9-till-1", "--claim", ok=False)
     assert again.exit_code == 2 and "already revoked" in again.output
+
+
+def test_a_command_that_reads_the_inventory_does_not_create_one(tmp_path):
+    missing = tmp_path / "no" / "inventory.db"
+    result = CliRunner().invoke(cli, ["provision", "--inventory", str(missing), "device", "list"])
+    assert result.exit_code == 2 and f"no inventory at {missing}" in result.output
+    assert not (tmp_path / "no").exists()
+    result = CliRunner().invoke(cli, ["provision", "--inventory", str(missing), "site", "add", "store-1"])
+    assert result.exit_code == 0 and missing.is_file()
