@@ -8,11 +8,13 @@ it against the configured scale and stores it durably before it returns.
 
 from device.cli import MIX, config_option, open_recorder, simulate, tap
 from device.config import (
+    CENTRAL_KEYS,
     CENTRAL_SECTIONS,
     DeviceConfig,
     StorageConfig,
     SyncConfig,
     central_overlay_path,
+    check_push,
     load_config,
     merge_central,
     parse_config,
@@ -24,6 +26,7 @@ from device.recorder import MAX_COMMENT, MAX_CONTACT, Recorder
 from device.store import DeviceStore
 
 __all__ = [
+    "CENTRAL_KEYS",
     "CENTRAL_SECTIONS",
     "MAX_COMMENT",
     "MAX_CONTACT",
@@ -39,6 +42,7 @@ __all__ = [
     "StoreError",
     "SyncConfig",
     "central_overlay_path",
+    "check_push",
     "config_option",
     "load_config",
     "load_pin_lockout",

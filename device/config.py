@@ -10,17 +10,19 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from device.errors import ConfigError
+from smileloop_core.errors import PinError
 from smileloop_core.hours import WEEKDAYS, HoursConfig, HoursError, parse_hours
 from smileloop_core.ids import is_id
+from smileloop_core.pin import check_pin_hash
 from smileloop_core.scales import SCALES
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -172,30 +174,7 @@ def parse_config(data: dict[str, Any], path: str = "<config>", base: Path | None
     site = r.ident(dev, "device", "site")
     location = r.ident(dev, "device", "location")
 
-    s = r.section("survey", {"scale", "question", "languages", "reasons_negative", "reasons_positive",
-                             "response_interval", "idle_reset", "ask_contact"})
-    scale = r.get(s, "survey", "scale", str, "smiley4")
-    if scale not in SCALES:
-        raise ConfigError(path, "survey.scale", f"{scale!r} is not one of {', '.join(SCALES)}")
-    question = r.get(s, "survey", "question", (str, dict), SurveyConfig().question)
-    if isinstance(question, str):
-        question = {"en": question}
-    if not all(isinstance(k, str) and isinstance(v, str) and v for k, v in question.items()):
-        raise ConfigError(path, "survey.question", "must be a string or a table of language = text")
-    defaults = SurveyConfig()
-    interval = r.get(s, "survey", "response_interval", float, defaults.response_interval)
-    if interval < 0:
-        raise ConfigError(path, "survey.response_interval", f"must be 0 or more seconds, got {interval}")
-    survey = SurveyConfig(
-        scale=scale,
-        question=dict(question),
-        languages=r.strings(s, "survey", "languages", defaults.languages),
-        reasons_negative=r.strings(s, "survey", "reasons_negative", defaults.reasons_negative),
-        reasons_positive=r.strings(s, "survey", "reasons_positive", defaults.reasons_positive),
-        response_interval=interval,
-        idle_reset=r.positive(s, "survey", "idle_reset", defaults.idle_reset),
-        ask_contact=r.get(s, "survey", "ask_contact", bool, defaults.ask_contact),
-    )
+    survey = _survey(r)
 
     b = r.section("broker", {"url", "username", "password_file", "ca_file", "cert_file", "key_file"})
     url = r.get(b, "broker", "url", str, BrokerConfig().url)
@@ -222,15 +201,56 @@ def parse_config(data: dict[str, Any], path: str = "<config>", base: Path | None
         min_free_mb=r.get(st, "storage", "min_free_mb", float, StorageConfig.min_free_mb),
     )
 
+    sync = _sync(r)
+    hours = _hours(r)
+    staff = _staff(r)
+    meta = r.section("meta", {"version"})
+    version = r.get(meta, "meta", "version", int, 0)
+
+    return DeviceConfig(device_id=device_id, site=site, location=location, survey=survey, broker=broker,
+                        storage=storage, sync=sync, hours=hours, staff=staff,
+                        source=Path(path) if path != "<config>" else None, version=version)
+
+
+
+# --- the tables central may push: one parser each, for the file and for a push alike ---------------------------
+def _survey(r: _Reader) -> SurveyConfig:
+    s = r.section("survey", {"scale", "question", "languages", "reasons_negative", "reasons_positive",
+                             "response_interval", "idle_reset", "ask_contact"})
+    scale = r.get(s, "survey", "scale", str, "smiley4")
+    if scale not in SCALES:
+        raise ConfigError(r.path, "survey.scale", f"{scale!r} is not one of {', '.join(SCALES)}")
+    question = r.get(s, "survey", "question", (str, dict), SurveyConfig().question)
+    if isinstance(question, str):
+        question = {"en": question}
+    if not all(isinstance(k, str) and isinstance(v, str) and v for k, v in question.items()):
+        raise ConfigError(r.path, "survey.question", "must be a string or a table of language = text")
+    defaults = SurveyConfig()
+    interval = r.get(s, "survey", "response_interval", float, defaults.response_interval)
+    if interval < 0:
+        raise ConfigError(r.path, "survey.response_interval", f"must be 0 or more seconds, got {interval}")
+    return SurveyConfig(
+        scale=scale,
+        question=dict(question),
+        languages=r.strings(s, "survey", "languages", defaults.languages),
+        reasons_negative=r.strings(s, "survey", "reasons_negative", defaults.reasons_negative),
+        reasons_positive=r.strings(s, "survey", "reasons_positive", defaults.reasons_positive),
+        response_interval=interval,
+        idle_reset=r.positive(s, "survey", "idle_reset", defaults.idle_reset),
+        ask_contact=r.get(s, "survey", "ask_contact", bool, defaults.ask_contact),
+    )
+
+
+def _sync(r: _Reader) -> SyncConfig:
     sy = r.section("sync", set(SyncConfig.__dataclass_fields__))
     sd = SyncConfig()
     batch_size = r.get(sy, "sync", "batch_size", int, sd.batch_size)
     if not 1 <= batch_size <= 10_000:
-        raise ConfigError(path, "sync.batch_size", f"must be 1..10000, got {batch_size}")
+        raise ConfigError(r.path, "sync.batch_size", f"must be 1..10000, got {batch_size}")
     max_inflight = r.get(sy, "sync", "max_inflight", int, sd.max_inflight)
     if not 1 <= max_inflight <= 1000:
-        raise ConfigError(path, "sync.max_inflight", f"must be 1..1000, got {max_inflight}")
-    sync = SyncConfig(
+        raise ConfigError(r.path, "sync.max_inflight", f"must be 1..1000, got {max_inflight}")
+    return SyncConfig(
         batch_size=batch_size,
         batch_delay=r.get(sy, "sync", "batch_delay", float, sd.batch_delay),
         ack_timeout=r.positive(sy, "sync", "ack_timeout", sd.ack_timeout),
@@ -241,20 +261,59 @@ def parse_config(data: dict[str, Any], path: str = "<config>", base: Path | None
         reconnect_max=r.positive(sy, "sync", "reconnect_max", sd.reconnect_max),
     )
 
+
+def _hours(r: _Reader) -> HoursConfig:
     h = r.section("hours", {"timezone", *WEEKDAYS})
     try:
-        hours = parse_hours(h)
+        return parse_hours(h)
     except HoursError as e:
-        raise ConfigError(path, f"hours.{e.key}", e.problem) from None
+        raise ConfigError(r.path, f"hours.{e.key}", e.problem) from None
 
-    staff_t = r.section("staff", {"pin_hash"})
-    staff = StaffConfig(pin_hash=r.get(staff_t, "staff", "pin_hash", str))
-    meta = r.section("meta", {"version"})
-    version = r.get(meta, "meta", "version", int, 0)
 
-    return DeviceConfig(device_id=device_id, site=site, location=location, survey=survey, broker=broker,
-                        storage=storage, sync=sync, hours=hours, staff=staff,
-                        source=Path(path) if path != "<config>" else None, version=version)
+def _staff(r: _Reader) -> StaffConfig:
+    t = r.section("staff", {"pin_hash"})
+    pin_hash = r.get(t, "staff", "pin_hash", str)
+    if pin_hash:
+        try:
+            check_pin_hash(pin_hash)
+        except PinError as e:
+            raise ConfigError(r.path, "staff.pin_hash", str(e).removeprefix("staff.pin_hash ")) from None
+    return StaffConfig(pin_hash=pin_hash or None)
+
+
+# Central may change these tables through a config push (only ``pin_hash`` of ``staff``); never device, broker
+# or storage.
+CENTRAL_SECTIONS = ("survey", "hours", "sync", "staff")
+CENTRAL_KEYS: dict[str, frozenset[str]] = {"staff": frozenset({"pin_hash"})}
+_PARSERS: dict[str, Callable[[_Reader], object]] = {"survey": _survey, "hours": _hours, "sync": _sync,
+                                                    "staff": _staff}
+
+
+def check_push(tables: dict[str, Any], source: str = "config push") -> None:
+    """Check the tables of a config push by the rules the device applies to its file; :class:`ConfigError`
+    naming ``section.key`` on the first problem.
+
+    Central calls it before it publishes (``smileloop fleet push``), the sync agent before it merges a push
+    over the staff file. Only :data:`CENTRAL_SECTIONS` may be pushed; each is checked on its own, as it
+    stands in the push (the keys not named keep the staff file's values, which were checked with the file).
+
+    >>> check_push({"survey": {"scale": "stars"}})
+    Traceback (most recent call last):
+    device.errors.ConfigError: config push: survey.scale: 'stars' is not one of smiley4, smiley5, nps, csat5
+    """
+    if not isinstance(tables, dict):
+        raise ConfigError(source, "(config)", "must be a table of tables")
+    r = _Reader(source, Path.cwd(), tables)
+    for name, table in tables.items():
+        if name not in CENTRAL_SECTIONS:
+            raise ConfigError(source, f"[{name}]", f"central may only set {', '.join(CENTRAL_SECTIONS)}")
+        if not isinstance(table, dict):
+            raise ConfigError(source, f"[{name}]", "must be a table")
+        for key in table:
+            if name in CENTRAL_KEYS and key not in CENTRAL_KEYS[name]:
+                raise ConfigError(source, f"{name}.{key}",
+                                  f"central may only set {', '.join(sorted(CENTRAL_KEYS[name]))} of [{name}]")
+        _PARSERS[name](r)
 
 
 def load_config(path: str | Path) -> DeviceConfig:
@@ -285,10 +344,6 @@ def load_config(path: str | Path) -> DeviceConfig:
         return config
 
 
-# Central may change these tables through a config push; never device, broker, storage or staff.
-CENTRAL_SECTIONS = ("survey", "hours", "sync")
-
-
 def central_overlay_path(path: str | Path) -> Path:
     """``device.toml`` → ``device.central.toml``: central's pushed config lives beside the staff file, which is
     never rewritten."""
@@ -307,6 +362,10 @@ def merge_central(data: dict[str, Any], overlay: dict[str, Any], source: str = "
             raise ConfigError(source, f"[{name}]", f"central may only set {', '.join(CENTRAL_SECTIONS)}")
         if not isinstance(table, dict):
             raise ConfigError(source, f"[{name}]", "must be a table")
+        extra = set(table) - CENTRAL_KEYS[name] if name in CENTRAL_KEYS else set()
+        if extra:
+            raise ConfigError(source, f"{name}.{sorted(extra)[0]}",
+                              f"central may only set {', '.join(sorted(CENTRAL_KEYS[name]))} of [{name}]")
         base = merged.get(name)
         merged[name] = {**(base if isinstance(base, dict) else {}), **table}
     return merged

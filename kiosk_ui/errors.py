@@ -1,14 +1,12 @@
 """One error base for the kiosk; each error also inherits the builtin it resembles."""
 
-from smileloop_core.errors import SmileloopError
+from smileloop_core.errors import PinError, SmileloopError
+
+__all__ = ["BacklightError", "KioskError", "PinError"]  # PinError is the shared one (smileloop_core.pin)
 
 
 class KioskError(SmileloopError):
     """Base of every error the kiosk raises on purpose."""
-
-
-class PinError(KioskError, ValueError):
-    """A staff PIN that cannot be used (too short, not digits) or a malformed stored hash."""
 
 
 class BacklightError(KioskError, ValueError):

@@ -20,3 +20,7 @@ class BrokerUrlError(SmileloopError, ValueError):
 
 class BrokerProcessError(SmileloopError, RuntimeError):
     """A private Mosquitto could not be started."""
+
+
+class PinError(SmileloopError, ValueError):
+    """A staff PIN that cannot be used (too short, not digits) or a malformed stored hash."""

@@ -23,6 +23,7 @@ from device import (
     ConfigError,
     DeviceConfig,
     central_overlay_path,
+    check_push,
     load_config,
     merge_central,
     parse_config,
@@ -63,6 +64,10 @@ def parse_push(payload: bytes) -> tuple[int, dict[str, Any]]:
                                  f"only {', '.join(CENTRAL_SECTIONS)}")
         if not isinstance(table, dict):
             raise ConfigRejected(f"config push version {version}: [{name}] must be an object")
+    try:
+        check_push(config, f"config push version {version}")  # the same check central makes before it sends
+    except ConfigError as e:
+        raise ConfigRejected(str(e)) from None
     return version, config
 
 
