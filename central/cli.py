@@ -18,6 +18,7 @@ import click
 
 from central.cli_alerts import alerts
 from central.cli_options import checked_org, db_options, db_options_creating, echo_json, json_option, load_toml, org_of
+from central.cli_org import org
 from central.errors import RuleError
 from central.notify import check_url
 from central.rulebook import COMMON, RULES, RuleBook, coerce, validate_rules
@@ -105,84 +106,6 @@ def central(broker_url: str, db_target: str, schema: str | None, username: str |
 
 def _urls_in(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-
-
-# --- org ----------------------------------------------------------------------------------------
-@click.group()
-def org() -> None:
-    """The org tree: sites (time zone, hours) → locations → devices, and who to tell.
-
-    \b
-    Example:
-        smileloop org load org.toml
-        smileloop org route store-042 exit-north
-    """
-
-
-@org.command("load")
-@db_options_creating
-@json_option
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def org_load(store: CentralStore, as_json: bool, path: Path) -> None:
-    """Replace the org tree with a TOML file (checked first; running workers pick it up).
-
-    \b
-    Example:
-        smileloop org load org.toml --db central.db
-    """
-    doc = checked_org(load_toml(path))
-    version = store.put_document("org", doc, SystemClock().now())
-    if as_json:
-        echo_json({"version": version, "sites": sorted(doc.get("sites", {}))})
-        return
-    click.echo(f"org tree version {version}: {len(doc.get('sites', {}))} site(s)")
-
-
-@org.command("show")
-@db_options
-@json_option
-def org_show(store: CentralStore, as_json: bool) -> None:
-    """The org tree (contact URLs hidden).
-
-    \b
-    Example:
-        smileloop org show --json
-    """
-    summary = org_of(store).summary()
-    if as_json:
-        echo_json(summary)
-        return
-    click.echo(f"{summary['name']}  contacts: {', '.join(c['name'] for c in summary['contacts']) or '-'}")
-    for sid, s in summary["sites"].items():
-        click.echo(f"  {sid} ({s['timezone']})  contacts: {', '.join(c['name'] for c in s['contacts']) or '-'}")
-        for lid, loc in s["locations"].items():
-            click.echo(f"    {lid}  devices: {', '.join(loc['devices']) or '-'}  "
-                       f"contacts: {', '.join(c['name'] for c in loc['contacts']) or '-'}")
-
-
-@org.command("route")
-@db_options
-@json_option
-@click.argument("site")
-@click.argument("location", required=False)
-def org_route(store: CentralStore, as_json: bool, site: str, location: str | None) -> None:
-    """Who is told about an alert here, level by level (the fallback up the tree made visible).
-
-    \b
-    Example:
-        smileloop org route store-042 exit-north
-    """
-    chain = org_of(store).chain(site, location)
-    rows: list[dict[str, Any]] = [
-        {"level": i, "scope": lv.scope, "name": lv.name, "contacts": [c.name for c in lv.contacts]}
-            for i, lv in enumerate(chain)]
-    if as_json:
-        echo_json(rows)
-        return
-    if not rows:
-        click.echo("nobody: add contacts to the location, the site or the org")
-    for r in rows:
-        click.echo(f"level {r['level']}  {r['scope']:<8} {r['name']:<24} {', '.join(r['contacts'])}")
 
 
 # --- rules --------------------------------------------------------------------------------------

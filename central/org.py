@@ -108,7 +108,8 @@ class Org:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Org:
         """Parse and check the org document; every problem names its key, e.g. ``sites.store-1.hours.mon``."""
-        _known(data, "", {"name", "contacts", "sites"})
+        _known(data, "", {"name", "contacts", "sites", "lifecycle"})
+        _lifecycle(data.get("lifecycle", {}))
         sites: dict[str, Site] = {}
         raw_sites = data.get("sites", {})
         if not isinstance(raw_sites, dict):
@@ -132,6 +133,15 @@ class Org:
                    "locations": {loc.id: {"name": loc.name, "devices": list(loc.devices),
                                           "contacts": people(loc.contacts)} for loc in s.locations.values()}}
             for s in self.sites.values()}}
+
+
+def _lifecycle(raw: Any) -> None:
+    """``lifecycle``: ``"<site>/<device>"`` → provisioned | active | inactive | retired."""
+    if not isinstance(raw, dict):
+        raise OrgError("lifecycle: must be a table of '<site>/<device>' → state")
+    for key, state in raw.items():
+        if state not in ("provisioned", "active", "inactive", "retired"):
+            raise OrgError(f"lifecycle.{key}: {state!r} is not one of provisioned, active, inactive, retired")
 
 
 def _known(raw: dict[str, Any], where: str, keys: set[str]) -> None:

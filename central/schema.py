@@ -84,6 +84,19 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         # negatives at one location were grouped under them.
         "CREATE INDEX alerts_cooldown ON alerts(kind, site, opened_at) WHERE parent_id IS NULL",
     ]),
+    ("004_config_pushes", [
+        # Every config push to a device (smileloop fleet push): the version is one higher than the highest so far.
+        """CREATE TABLE config_pushes (
+            site TEXT NOT NULL, device_id TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL,
+            pushed_at TEXT NOT NULL, pushed_by TEXT NOT NULL, PRIMARY KEY (site, device_id, version))""",
+    ]),
+    ("005_org_audit", [
+        # Every change of the organisation (sites, hours, locations, devices, contacts): who, what, when,
+        # the tree before and after (contact URLs replaced by their count).
+        """CREATE TABLE org_audit (
+            id {serial}, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL,
+            before TEXT, after TEXT)""",
+    ]),
 ]
 
 

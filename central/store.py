@@ -127,6 +127,15 @@ class CentralStore(IngestStore, DeliveryStore, ReadStore):
         self.db.execute("UPDATE outcomes SET published_at = ? WHERE site = ? AND location = ? AND published_at IS NULL",
                         (utc_iso(at), site, location))
 
+    # --- who changed the organisation ------------------------------------------------------------
+    def org_audit(self, at: datetime, actor: str, action: str, target: str, before: str, after: str) -> None:
+        self.db.execute("INSERT INTO org_audit (at, actor, action, target, before, after) VALUES (?,?,?,?,?,?)",
+                        (utc_iso(at), actor, action, target, before, after))
+
+    def org_audit_entries(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest changes first: at, actor, action, target (before/after kept for review by SQL)."""
+        return self.db.query("SELECT at, actor, action, target FROM org_audit ORDER BY id DESC LIMIT ?", (limit,))
+
     # --- documents (org tree, rules) -----------------------------------------------------------
     def document(self, name: str) -> tuple[dict[str, Any], int]:
         row = self.db.one("SELECT body, version FROM documents WHERE name = ?", (name,))

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from smileloop_core.errors import SmileloopError
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)")
 
@@ -24,7 +26,7 @@ class HoursConfig:
     weekly: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
 
-class HoursError(ValueError):
+class HoursError(SmileloopError, ValueError):
     """Opening hours that cannot be used; ``key`` names the entry (``timezone``, ``mon``…)."""
 
     def __init__(self, key: str, problem: str) -> None:
