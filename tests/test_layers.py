@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOOR = {"smileloop_core": 0, "device": 1, "central": 2, "provisioning": 2, "sync_agent": 2, "kiosk_ui": 2,
-         "hardware": 2, "smileloop": 3}
+# Provisioning sits above central: staff register sites, locations and devices once, into central's org store.
+FLOOR = {"smileloop_core": 0, "device": 1, "central": 2, "sync_agent": 2, "kiosk_ui": 2, "hardware": 2,
+         "provisioning": 3, "smileloop": 4}
 PARTS = {name for name, floor in FLOOR.items() if floor == 2}
 
 

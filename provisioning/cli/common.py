@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import getpass
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from provisioning.broker import BrokerDir, broker_dir
+from provisioning.central_org import CentralOrg
 from provisioning.errors import InvalidInput
 from provisioning.inventory import Inventory
 from smileloop_core.mqtt import BrokerSettings
@@ -35,8 +38,15 @@ def emit(as_json: bool, data: Any, text: str) -> None:
 @click.option("--inventory", "inventory_path", default="inventory.db", show_default=True, envvar="SMILELOOP_INVENTORY",
               type=click.Path(dir_okay=False, path_type=Path),
               help="The staff inventory SQLite file (env SMILELOOP_INVENTORY).")
+@click.option("--central-db", envvar="SMILELOOP_CENTRAL_DB",
+              help="Central's store (SQLite file or postgresql:// URL; env SMILELOOP_CENTRAL_DB): sites, hours, "
+                   "locations and devices registered here go into its organisation too.")
+@click.option("--central-schema", envvar="SMILELOOP_CENTRAL_SCHEMA", help="PostgreSQL schema of central's store.")
+@click.option("--by", default=lambda: os.environ.get("SMILELOOP_BY") or getpass.getuser(),
+              show_default="$SMILELOOP_BY or your login name", help="Who makes the change (central's audit).")
 @click.pass_context
-def provision(ctx: click.Context, inventory_path: Path) -> None:
+def provision(ctx: click.Context, inventory_path: Path, central_db: str | None, central_schema: str | None,
+              by: str) -> None:
     """Register sites, locations and devices; issue, rotate and revoke their broker credentials.
 
     \b
@@ -47,6 +57,13 @@ def provision(ctx: click.Context, inventory_path: Path) -> None:
         smileloop provision device new --site store-042 --location exit-north --out /media/sdcard
     """
     ctx.obj = inventory_path  # opened by each command that needs it, so --help never creates a file
+    ctx.meta["central_org"] = CentralOrg(central_db, by, central_schema) if central_db else None
+
+
+def central_org() -> CentralOrg | None:
+    """Central's organisation, when ``--central-db`` names it; changes are mirrored there."""
+    org: CentralOrg | None = click.get_current_context().meta.get("central_org")
+    return org
 
 
 def pass_inventory(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -73,6 +90,9 @@ def _with_inventory(f: Callable[..., Any], *, create: bool) -> Callable[..., Any
             return f(inventory, *args, **kwargs)
         finally:
             inventory.close()
+            org = central_org()
+            if org is not None:
+                org.close()
 
     return with_inventory
 

@@ -16,7 +16,16 @@ from provisioning.broker import apply_to_broker, broker_dir
 from provisioning.bundle import Bundle, commit_bundle, copy_to_board, prepare_bundle, write_bundle
 from provisioning.claims import create_claim
 from provisioning.cli.claims import _claim_text, ttl_option
-from provisioning.cli.common import F, _staff_settings, emit, json_option, pass_inventory, provision, secret_option
+from provisioning.cli.common import (
+    F,
+    _staff_settings,
+    central_org,
+    emit,
+    json_option,
+    pass_inventory,
+    provision,
+    secret_option,
+)
 from provisioning.errors import InvalidInput
 from provisioning.inventory import Device, DeviceSpec, Inventory
 from provisioning.specs import parse_hours, parse_languages, parse_question
@@ -119,6 +128,9 @@ def device_new(inventory: Inventory, site_id: str, location_id: str, device_id: 
                       hours=parse_hours(hours))
     broker_dir(inventory)  # fail before anything is registered if there is no broker yet
     dev = devices.create_device(inventory, spec)
+    org = central_org()
+    if org is not None:
+        org.device(site_id, location_id, dev.device_id)
     if make_claim:
         code = create_claim(inventory, dev.device_id, timedelta(hours=ttl))
         emit(as_json, {"device": dev.as_dict(), "claim_code": code.code, "expires_at": code.expires_at.isoformat()},
@@ -262,6 +274,9 @@ def device_revoke(inventory: Inventory, device_id: str, as_json: bool) -> None:
         smileloop provision device revoke store-042-exit-north-1
     """
     dev = inventory.revoke(device_id)
+    org = central_org()
+    if org is not None:
+        org.retired(dev.site, device_id)
     pid = apply_to_broker(inventory)
     reload_note = f"broker (pid {pid}) reloaded" if pid else "no running broker found: it applies this at its start"
     emit(as_json, {"device": dev.as_dict(), "reloaded_pid": pid}, f"device {device_id} revoked; {reload_note}")
