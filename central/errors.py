@@ -38,3 +38,11 @@ class RuleError(CentralError, ValueError):
 
 class DeliveryFailed(CentralError, RuntimeError):
     """One attempt to deliver an alert failed; the message says why (recorded with the attempt, retried)."""
+
+
+class FleetError(CentralError, ValueError):
+    """A fleet command that cannot go ahead as asked (no such devices, a bad option); nothing was sent."""
+
+
+class PublishFailed(CentralError, RuntimeError):
+    """The broker could not be reached, refused the connection or refused a config push."""

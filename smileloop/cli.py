@@ -58,6 +58,11 @@ def _rules() -> click.Command:
     return rules_cmd
 
 
+def _fleet() -> click.Command:
+    from central.fleet_cli import fleet_cmd
+    return fleet_cmd
+
+
 def _demo() -> click.Command:
     from smileloop.demo import demo
     return demo
@@ -86,7 +91,8 @@ def _panel() -> click.Command:
 # name → loader; a part adds its commands here.
 COMMANDS: dict[str, Callable[[], click.Command]] = {
     "tap": _tap, "simulate": _simulate, "sync": _sync, "central": _central, "alerts": _alerts, "org": _org,
-    "rules": _rules, "demo": _demo, "provision": _provision, "enroll": _enroll, "kiosk": _kiosk, "panel": _panel,
+    "rules": _rules, "fleet": _fleet, "demo": _demo, "provision": _provision, "enroll": _enroll, "kiosk": _kiosk,
+    "panel": _panel,
 }
 
 
