@@ -84,6 +84,9 @@ def org_show(store: CentralStore, as_json: bool) -> None:
     click.echo(f"{summary['name']}  contacts: {', '.join(c['name'] for c in summary['contacts']) or '-'}")
     for sid, s in summary["sites"].items():
         click.echo(f"  {sid} ({s['timezone']})  contacts: {', '.join(c['name'] for c in s['contacts']) or '-'}")
+        if s["hours"]:
+            click.echo("    hours: " + ", ".join(f"{day} {' '.join(spans) or 'closed'}"
+                                         for day, spans in s["hours"].items()))
         for lid, loc in s["locations"].items():
             click.echo(f"    {lid}  devices: {', '.join(loc['devices']) or '-'}  "
                        f"contacts: {', '.join(c['name'] for c in loc['contacts']) or '-'}")
