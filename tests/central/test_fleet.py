@@ -106,8 +106,9 @@ def test_status_of_a_missing_store_is_an_error(tmp_path: Path):
 
 def test_dry_run_prints_what_it_would_publish_per_device_with_only_the_pin_hash(db: str, tmp_path: Path):
     (tmp_path / "pin").write_text("97531\n")
-    result = run("fleet", "push", "--db", db, "--site", "store-1", "--location", "exit", "--question", "en=How was it?",
-                 "--question", "sv=Hur var det?", "--hours", "mon=08:00-20:00", "--hours", "sat=10:00-12:00,13:00-16:00",
+    result = run("fleet", "push", "--db", db, "--site", "store-1", "--location", "exit",
+                 "--question", "en=How was it?", "--question", "sv=Hur var det?",
+                 "--hours", "mon=08:00-20:00", "--hours", "sat=10:00-12:00,13:00-16:00",
                  "--hours", "sun=closed", "--timezone", "Europe/Stockholm", "--scale", "smiley5",
                  "--reasons-negative", "queue, staff", "--languages", "sv,en", "--idle-reset", "30",
                  "--pin-file", tmp_path / "pin", "--dry-run")
@@ -190,3 +191,17 @@ def test_an_unreachable_broker_is_exit_1(db: str):
 
     assert main(["fleet", "push", "--db", db, "--site", "store-1", "--scale", "nps", "--broker",
                  "mqtt://127.0.0.1:1"]) == 1
+
+
+def test_a_device_answer_is_read_from_its_status():
+    from central.fleet import Answer, answer_of
+
+    def kept(**raw: Any) -> Any:
+        return {"device_id": "kiosk-1", "raw": json.dumps(raw)}
+
+    assert answer_of(kept(config_version=5, config={"version": 5, "state": "applied"}), 5) == Answer("kiosk-1",
+                                                                                                     "applied")
+    rejected = kept(config_version=4, config={"version": 5, "state": "rejected", "reason": "survey.scale: …"})
+    assert answer_of(rejected, 5) == Answer("kiosk-1", "rejected", "survey.scale: …")
+    assert answer_of(kept(config_version=4, config={"version": 4, "state": "applied"}), 5) is None
+    assert answer_of(None, 5) is None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 
-from device.config import central_overlay_path, load_config
+from device.config import ConfigError, central_overlay_path, check_push, load_config
+from smileloop_core.pin import hash_pin
 from sync_agent.agent import SyncAgent
 from sync_agent.config_push import apply_push
 from sync_agent.errors import ConfigRejected
@@ -118,3 +120,40 @@ def test_push_over_mqtt_is_applied_acknowledged_and_a_bad_one_rejected(broker, d
     finally:
         watcher.publish(config_topic, b"", retain=True)
         watcher.close()
+
+
+def test_a_push_may_set_the_staff_pin_hash_and_nothing_else_of_staff(staff: Path):
+    from smileloop_core.pin import verify_pin
+
+    pin_hash = hash_pin("97531", iterations=1000)
+    _, result = apply_push(load_config(staff), push(2, staff={"pin_hash": pin_hash},
+                                                       survey={"question": {"en": "How was it?"}}))
+    assert result.state == "applied"
+    reloaded = load_config(staff)
+    assert reloaded.staff.pin_hash == pin_hash and verify_pin("97531", reloaded.staff.pin_hash)
+    assert reloaded.survey.question == {"en": "How was it?"}
+    assert "97531" not in central_overlay_path(staff).read_text()
+
+
+@pytest.mark.parametrize(("config", "why"), [
+    ({"staff": {"pin": "1234"}}, "staff.pin: central may only set pin_hash of [staff]"),
+    ({"staff": {"pin_hash": "1234"}}, "staff.pin_hash: is not a 'pbkdf2_sha256"),
+    ({"staff": {"pin_hash": "pbkdf2_sha256$999999999$00$00"}}, "staff.pin_hash: asks for 999999999 iterations"),
+    ({"staff": {"pin_hash": 1234}}, "staff.pin_hash: must be a string"),
+])
+def test_a_bad_staff_push_is_rejected_naming_the_key(staff: Path, config, why: str):
+    with pytest.raises(ConfigRejected, match=re.escape(f"config push version 2: {why}")):
+        apply_push(load_config(staff), push(2, **config))
+    assert not central_overlay_path(staff).exists()
+
+
+def test_check_push_is_the_check_central_makes_before_it_sends():
+    check_push({"survey": {"scale": "nps", "question": {"en": "How was it?"}}, "hours": {"sun": "closed"},
+                "sync": {"batch_size": 40}, "staff": {"pin_hash": hash_pin("2468", iterations=1000)}})
+    for tables, why in (({"survey": {"scale": "stars"}}, "config push: survey.scale: 'stars' is not one of"),
+                        ({"hours": {"mon": "25:00-26:00"}}, "config push: hours.mon: '25:00-26:00' must look like"),
+                        ({"broker": {"url": "mqtt://x"}}, "config push: [broker]: central may only set survey, "
+                                                          "hours, sync, staff"),
+                        ({"survey": "nps"}, "config push: [survey]: must be a table")):
+        with pytest.raises(ConfigError, match=re.escape(why)):
+            check_push(tables)
