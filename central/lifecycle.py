@@ -7,13 +7,17 @@ publishes it, retained) and, when the visitor left contact details with consent,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
-from central.errors import InvalidTransition
+from central.errors import InvalidTransition, OrgError
 from central.notify import Dispatcher
+from central.org import Org
 from central.records import Alert
 from central.rulebook import FEEDBACK_KINDS
 from central.store import CentralStore
+from central.texts import Texts, outcome_languages
+from smileloop_core.i18n import SOURCE_LANGUAGE
 
 
 def _who(by: str) -> str:
@@ -36,17 +40,29 @@ def acknowledge(store: CentralStore, alert_id: str, by: str, now: datetime, note
     return store.alert(alert["id"])
 
 
-def default_outcome(alert: Alert, action: str) -> str:
-    """"You said …, we did …" from the alert's reason and the recorded action."""
-    d = alert.get("detail") or {}
-    reason = d.get("reason") or (d.get("reasons") or [[None]])[0][0]
-    said = f"You told us about {str(reason).replace('_', ' ')}" if reason else "You told us your visit could be better"
-    return f"{said}. {action.strip().rstrip('.')}."
+def default_outcome(alert: Alert, action: str, lang: str = SOURCE_LANGUAGE) -> str:
+    """"You said …, we did …" in ``lang`` from the alert's reason (its label) and the action as typed."""
+    return Texts(lang).outcome(alert, action)
+
+
+def outcome_texts(alert: Alert, action: str, site_language: str, *, outcome: str | None = None,
+                  actions: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The "you said, we did" item per language: composed in the site's language and every language with a
+    catalogue (``actions`` may give the action in a language, else the typed one is used in every sentence);
+    a worded ``outcome`` is kept as typed, under the site's language (kiosks in another language fall back to it)."""
+    if (outcome or "").strip():
+        return {site_language: str(outcome).strip()}
+    return {lang: default_outcome(alert, (actions or {}).get(lang) or action, lang)
+            for lang in outcome_languages(site_language)}
 
 
 def resolve(store: CentralStore, alert_id: str, by: str, root_cause: str, action: str, now: datetime, *,
-            outcome: str | None = None, publish: bool = True, dispatcher: Dispatcher | None = None) -> Alert:
-    """Close the loop: why it happened and what was done, both required. Grouped alerts close with it."""
+            outcome: str | None = None, publish: bool = True, dispatcher: Dispatcher | None = None,
+            actions: Mapping[str, str] | None = None, org: Org | None = None) -> Alert:
+    """Close the loop: why it happened and what was done, both required. Grouped alerts close with it.
+
+    The "you said, we did" item and the visitor's follow-up speak the site's language (the org tree: ``org``,
+    else the dispatcher's, else the stored one); ``actions`` optionally words the action per language."""
     who = _who(by)
     if not (root_cause or "").strip() or not (action or "").strip():
         raise InvalidTransition("resolving needs both a root cause (--root-cause) and the action taken (--action)")
@@ -61,14 +77,23 @@ def resolve(store: CentralStore, alert_id: str, by: str, root_cause: str, action
                         {"root_cause": root_cause.strip(), "action": action.strip()}
                         if a is alert else {"with": alert["id"]})
         location = alert["location"]
+        language = _site_language(store, alert["site"], org or (dispatcher.org() if dispatcher else None))
+        texts = outcome_texts(alert, action, language, outcome=outcome, actions=actions)
         if publish and alert["kind"] in FEEDBACK_KINDS and location:
-            text = (outcome or "").strip() or default_outcome(alert, action)
-            store.add_outcome(alert["id"], alert["site"], location, {"en": text}, now)
+            store.add_outcome(alert["id"], alert["site"], location, texts, now)
         if dispatcher is not None:
             for contact in store.followup_contacts(alert["id"]):
-                dispatcher.queue_followup(alert, contact, (outcome or "").strip() or default_outcome(alert, action),
-                                          now)
+                dispatcher.queue_followup(alert, contact, texts[language], now)
     return store.alert(alert["id"])
+
+
+def _site_language(store: CentralStore, site: str, org: Org | None) -> str:
+    if org is None:
+        try:
+            org = Org.from_dict(store.document("org")[0])
+        except OrgError:  # a tree the service refuses too: speak English rather than fail the resolve
+            return SOURCE_LANGUAGE
+    return org.site(site).language
 
 
 def auto_resolve(store: CentralStore, alert_id: str, why: str, now: datetime) -> Alert | None:

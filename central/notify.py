@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 from central.errors import DeliveryFailed
 from central.org import Contact, Org
 from central.records import Alert, Delivery
-from central.store import CentralStore, parse_time
+from central.store import CentralStore
+from central.texts import Texts
 from smileloop_core.redact import redact_url, scrub
 
 log = logging.getLogger("smileloop.alerts")
@@ -48,91 +49,16 @@ def check_url(url: str) -> None:
         raise ValueError(f"apprise does not understand the notification URL {redact_url(url)!r}")
 
 
-def _local(ts: str | None, tz: str | None) -> str:
-    """A stored UTC time as the site's clock shows it ("Tue 11:00"), or as stored without a zone."""
-    when = parse_time(ts)
-    if when is None:
-        return "-"
-    if tz is None:
-        return str(ts)
-    return when.astimezone(ZoneInfo(tz)).strftime("%a %d %b %H:%M")
+def alert_text(alert: Alert, purpose: str = "alert", tz: str | None = None, lang: str = "en") -> tuple[str, str]:
+    """Title and body as a site manager reads them on a phone, in ``lang``; times in the site's zone ``tz`` when
+    given. The texts are in :mod:`central.texts`."""
+    return Texts(lang, tz).alert(alert, purpose)
 
 
-def _facts(kind: str, d: dict[str, Any], tz: str | None) -> list[str]:
-    """The lines that say what happened, per rule."""
-    if kind == "negative_share":
-        return [f"{d['negatives']} of {d['responses']} responses unhappy in {d['window'] // 60} min"]
-    if kind == "negative_count":
-        return [f"{d['negatives']} unhappy in {d['window'] // 60} min"]
-    if kind == "low_index":
-        return [f"Satisfaction index {d['index']} (alert below {d['below']:g}) over {d['responses']} responses"]
-    if kind == "silence":
-        return [f"Last tap: {_local(d['last_tap'], tz)} ({d['device_state']})",
-                f"Usually a tap every {max(1, d['usual_gap_seconds'] // 60)} min in opening hours; "
-                f"silent for {d['silent_open_seconds'] // 60} open min",
-                "Check the kiosk: frozen screen, blocked, switched off?"]
-    if kind == "device_offline":
-        return [f"Offline since {_local(d['since'], tz)} ({d['open_seconds_down'] // 60} open min)",
-                f"Ratings waiting on the device: {d.get('backlog') if d.get('backlog') is not None else 'unknown'}"]
-    if kind == "backlog":
-        return [f"{d['backlog']} ratings not delivered; oldest {d['oldest_age'] // 60} min old"]
-    if kind == "backlog_arrived":
-        top = ", ".join(f"{r} ({n})" for r, n in d.get("top_reasons") or [])
-        return [f"{d['ratings']} ratings made from {_local(d['oldest'], tz)} to {_local(d['newest'], tz)} "
-                "arrived late (the device was offline)", f"{d['negatives']} of them unhappy"
-                + (f"; most often: {top}" if top else ""),
-                "One summary instead of a page per rating; each rating is in the store"]
-    if kind == "disk_low":
-        return [f"{d['disk_free_mb']:.0f} MB free (alert below {d['min_free_mb']:g} MB)"]
-    if kind == "burst":
-        return [f"{d['taps']} taps within {d['within']:g} s ({_local(d['from'], tz)})", "Someone pressing for fun?"]
-    if kind == "same_value":
-        return [f"The value {d['value']}, {d['run']} times in a row within {d['seconds']:g} s",
-                "Staff pressing for themselves, or a stuck button?"]
-    if kind == "recurring_reason":
-        where = ", ".join(f"{loc} ({n})" for loc, n in d["locations"].items())
-        return [f"'{d['reason']}' {d['count']} times on {d['day']}: a process to fix, not one unhappy visitor",
-                f"Where: {where}"]
-    if kind == "happy_streak":
-        return [f"{d['run']} positive ratings in a row"]
-    if kind == "promoter_burst":
-        return [f"{d['positives']} delighted visitors in {d['window'] // 60} min"]
-    lines = []
-    if "value" in d:
-        lines.append(f"Rating: {d['value']} on {d.get('scale')}")
-    for key, label in (("reason", "Reason"), ("comment", "Comment")):
-        if d.get(key):
-            lines.append(f"{label}: {d[key]}")
-    if d.get("rating_ts"):
-        lines.append(f"At: {_local(d['rating_ts'], tz)}")
-    return lines
-
-
-def alert_text(alert: Alert, purpose: str = "alert", tz: str | None = None) -> tuple[str, str]:
-    """Title and body as a site manager reads them on a phone; times in the site's zone ``tz`` when given."""
-    d = alert.get("detail") or {}
-    prefix = ""
-    if purpose.startswith("reopened"):
-        prefix = "Back again: "
-    elif purpose.startswith("escalation"):
-        prefix = "Not yet handled: "
-    lines = [f"{alert.get('site')} / {alert.get('location') or alert.get('device_id') or '-'}"]
-    try:
-        lines += _facts(str(alert.get("kind")), d, tz)
-    except (KeyError, TypeError, ValueError):  # a detail from an older central: show what there is
-        lines += [f"{k}: {v}" for k, v in d.items()]
-    if d.get("top_reasons"):
-        lines.append("Top reasons today: " + ", ".join(f"{r} ({n})" for r, n in d["top_reasons"]))
-    elif d.get("reasons"):
-        lines.append("Reasons: " + ", ".join(f"{r} ({n})" for r, n in d["reasons"]))
-    if (alert.get("hits") or 1) > 1:
-        lines.append(f"Seen {alert['hits']} times")
-    short = str(alert["id"])[:8]
-    if alert.get("severity") != "kudos":
-        lines.append(f"Seen it: smileloop alerts ack {short} --by <you>")
-    else:
-        lines.append("Well done, team!")
-    return prefix + str(alert["title"]), "\n".join(lines)
+def texts_for(org: Org, site: str) -> Texts:
+    """Central's texts in the site's language (``language`` in the org tree, English by default), its zone."""
+    s = org.site(site)
+    return Texts(s.language, s.hours.timezone)
 
 
 def _quiet_end(contact: Contact, when: datetime, tz: str) -> datetime:
@@ -169,6 +95,7 @@ class Dispatcher:
         if level == 0:
             contacts += self.extra
         tz = org.hours(alert["site"]).timezone
+        texts = texts_for(org, alert["site"])
         queued = 0
         for contact in contacts:
             if alert.get("severity") == "kudos" and not contact.kudos:
@@ -183,7 +110,7 @@ class Dispatcher:
         if not contacts and purpose == "alert":
             log.warning("nobody to tell about alert %s at %s (no contacts up the tree)", alert["id"], alert["site"])
             self.store.mark_notified(alert["id"], now)  # the log line is all there is to deliver
-        title, body = alert_text(alert, purpose, tz)
+        title, body = texts.alert(alert, purpose)
         log.warning("ALERT %s — %s", title, body.replace("\n", "; "))
         return queued
 
@@ -211,12 +138,13 @@ class Dispatcher:
         return sent
 
     def _message(self, d: Delivery) -> tuple[str, str]:
-        if d.purpose == "followup":
-            return "Thank you for your feedback", str(d.payload.get("body", ""))
         if d.purpose == "digest":
             return str(d.payload["title"]), str(d.payload["body"])
         alert = self.store.alert(d.alert_id)
-        return alert_text(alert, d.purpose, self.org().hours(alert["site"]).timezone)
+        texts = texts_for(self.org(), alert["site"])
+        if d.purpose == "followup":
+            return texts.followup_title(), str(d.payload.get("body", ""))
+        return texts.alert(alert, d.purpose)
 
     def _attempt(self, d: Delivery, now: datetime) -> int:
         attempts = d.attempts + 1
@@ -247,17 +175,18 @@ class Dispatcher:
                 rows = self.store.digest_rows(url)
                 if not rows:
                     continue
-                lines, ids = [], []
+                lines, ids, first = [], [], None
+                org = self.org()
                 for r in rows:
                     try:
                         alert = self.store.alert(r.alert_id)
                     except LookupError:
                         continue
                     ids.append(alert["id"])
-                    tz = self.org().hours(alert["site"]).timezone
-                    lines.append(f"- {_local(alert['opened_at'], tz)} {alert['title']} ({alert['state']}, "
-                                 f"{str(alert['id'])[:8]})")
-                title = f"smileloop digest: {len(lines)} alert{'s' if len(lines) != 1 else ''}"
+                    texts = texts_for(org, alert["site"])
+                    first = first or texts  # the title speaks the language of the first alert's site
+                    lines.append(texts.digest_line(alert))
+                title = (first or Texts()).digest_title(len(lines))
                 self.store.add_digest(rows[0].contact, url, {"title": title, "body": "\n".join(lines), "alerts": ids},
                                       now)
 

@@ -1,65 +1,26 @@
-"""Visitor texts in the visitor's language, from gettext catalogues in ``kiosk_ui/locale``.
-
-Message ids are the English texts. Each ``<lang>/LC_MESSAGES/kiosk.po`` is compiled with Babel in
-memory when first used, so a fresh clone runs without a build step and a stale ``.mo`` can never
-shadow an edited ``.po``.
-"""
+"""Visitor texts in the visitor's language: the shared catalogues of :mod:`smileloop_core.i18n`
+(``smileloop_core/locale``), which central's alert and outcome texts use too."""
 
 from __future__ import annotations
 
-import gettext
-import logging
-from functools import cache
-from io import BytesIO
-from pathlib import Path
+from smileloop_core.i18n import (
+    DOMAIN,
+    LOCALE_DIR,
+    N_,
+    SOURCE_LANGUAGE,
+    available_languages,
+    catalogue_path,
+    language_name,
+    translations,
+)
 
-log = logging.getLogger(__name__)
-
-LOCALE_DIR = Path(__file__).parent / "locale"
-DOMAIN = "kiosk"
-SOURCE_LANGUAGE = "en"
-
-
-def N_(message: str) -> str:
-    """Mark a text for extraction without translating it yet (it is translated when shown)."""
-    return message
-
-
-def catalogue_path(lang: str) -> Path:
-    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
-
-
-@cache
-def translations(lang: str) -> gettext.NullTranslations:
-    """The compiled catalogue for ``lang``; English, or a language without a catalogue, shows the ids."""
-    path = catalogue_path(lang)
-    if lang == SOURCE_LANGUAGE or not path.is_file():
-        if lang != SOURCE_LANGUAGE:
-            log.warning("no kiosk catalogue for language %r; showing English", lang)
-        return gettext.NullTranslations()
-    from babel.messages.mofile import write_mo
-    from babel.messages.pofile import read_po
-
-    with path.open("rb") as f:
-        catalog = read_po(f, locale=lang, domain=DOMAIN)
-    buffer = BytesIO()
-    write_mo(buffer, catalog)
-    buffer.seek(0)
-    return gettext.GNUTranslations(buffer)
-
-
-def available_languages() -> list[str]:
-    """English plus every language that has a catalogue."""
-    found = sorted(p.parent.parent.name for p in LOCALE_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
-    return [SOURCE_LANGUAGE, *[lang for lang in found if lang != SOURCE_LANGUAGE]]
-
-
-@cache
-def language_name(lang: str) -> str:
-    """The language's own name for the toggle button ("Svenska", "English")."""
-    try:
-        from babel import Locale
-
-        return str(Locale.parse(lang).get_display_name(lang)).capitalize()
-    except Exception:  # an unknown code still gets a button
-        return lang.upper()
+__all__ = [
+    "DOMAIN",
+    "LOCALE_DIR",
+    "N_",
+    "SOURCE_LANGUAGE",
+    "available_languages",
+    "catalogue_path",
+    "language_name",
+    "translations",
+]

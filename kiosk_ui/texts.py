@@ -1,8 +1,5 @@
-"""Labels for configured identifiers: reason chips and scale points.
-
-Reasons are configured as identifiers (``waiting_time``); known ones get a translated label, any
-other shows the identifier as words, so a new reason works before its translation exists.
-"""
+"""Labels for configured identifiers: reason chips (shared with central, :mod:`smileloop_core.reasons`) and
+scale points."""
 
 from __future__ import annotations
 
@@ -11,21 +8,7 @@ from zoneinfo import ZoneInfo
 
 from kiosk_ui.i18n import N_
 from smileloop_core.hours import HoursConfig, next_change
-
-REASON_LABELS: dict[str, str] = {
-    "waiting_time": N_("Waiting time"),
-    "staff": N_("Staff"),
-    "cleanliness": N_("Cleanliness"),
-    "product": N_("Products"),
-    "price": N_("Price"),
-    "speed": N_("Speed"),
-    "service": N_("Service"),
-    "information": N_("Information"),
-    "parking": N_("Parking"),
-    "atmosphere": N_("Atmosphere"),
-    "accessibility": N_("Accessibility"),
-    "other": N_("Something else"),
-}
+from smileloop_core.reasons import REASON_LABELS, reason_label
 
 # Words under each face, per scale; the face shape and the symbol carry the meaning without colour too.
 SCALE_WORDS: dict[str, tuple[str, ...]] = {
@@ -38,10 +21,7 @@ SCALE_WORDS: dict[str, tuple[str, ...]] = {
 NPS_LOW = N_("Not at all likely")
 NPS_HIGH = N_("Extremely likely")
 
-
-def reason_label(reason: str) -> str:
-    """The msgid for a reason chip (translate it with the visitor's language)."""
-    return REASON_LABELS.get(reason, reason.replace("_", " ").capitalize())
+__all__ = ["NPS_HIGH", "NPS_LOW", "REASON_LABELS", "SCALE_WORDS", "opening_time", "reason_label"]
 
 
 def opening_time(hours: HoursConfig, now: datetime, lang: str) -> str | None:

@@ -44,7 +44,8 @@ def test_tap_to_phone_and_resolution_back_to_the_kiosk(broker, tmp_path, device_
         lifecycle.resolve(store, alert["id"], "exit-lead", "one till at lunch", "We opened a second till",
                           service.clock.now())
         items = wait_for(lambda: device.outcomes(), 15, message="the outcome in the device store")
-        assert items[0]["text"] == {"en": "You told us about waiting time. We opened a second till."}
+        assert items[0]["text"] == {"en": "You told us about waiting time: We opened a second till.",
+                                    "sv": "Ni sa till om väntetid: We opened a second till."}
     finally:
         stop.set()
         thread.join(10)

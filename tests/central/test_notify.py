@@ -98,7 +98,8 @@ def test_resolve_follows_up_with_the_visitor_who_left_contact_details(store, clo
     d.run_due(clock.now())
     [req] = receiver.requests
     assert req["path"].startswith("/visitor")
-    assert req["body"]["message"] == "You told us about waiting time. We opened a second till."
+    assert req["body"]["title"] == "Thank you for your feedback"
+    assert req["body"]["message"] == "You told us about waiting time: We opened a second till."
     other = negative(store, clock.now())  # no contact left: nobody to follow up with
     lifecycle.resolve(store, other["id"], "anna", "x", "y", clock.now(), dispatcher=d)
     assert store.count("deliveries") == 1
@@ -120,7 +121,7 @@ def test_alert_text_is_what_the_manager_reads():
              "detail": {"value": 1, "scale": "smiley4", "reason": "waiting_time", "rating_ts": "2026-11-24T09:15:02Z"}}
     title, body = alert_text(alert)
     assert title == "Unhappy visitor at store-1 / exit"
-    assert body.splitlines() == ["store-1 / exit", "Rating: 1 on smiley4", "Reason: waiting_time",
+    assert body.splitlines() == ["store-1 / exit", "Rating: 1 on smiley4", "Reason: Waiting time",
                                  "At: 2026-11-24T09:15:02Z", "Seen it: smileloop alerts ack 3f2a9c1e --by <you>"]
     assert alert_text(alert, "escalation-1")[0].startswith("Not yet handled: ")
     assert json.dumps(alert_text(alert, "reopened-1")).startswith('["Back again: ')

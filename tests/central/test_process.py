@@ -52,8 +52,9 @@ urls = ["{receiver.url('exit-lead')}"]
         assert main(["alerts", "resolve", alert["id"][:8], "--db", str(db), "--by", "exit-lead",
                      "--root-cause", "bin overflowing", "--action", "We empty the bins every hour now"]) == 0
         outcome = wait_for(lambda: peer.on("/outcomes/exit"), 15, message="you said, we did on the kiosk topic")
-        expected = "You told us about cleanliness. We empty the bins every hour now."
-        assert outcome[0]["items"][0]["text"]["en"] == expected
+        assert outcome[0]["items"][0]["text"] == {
+            "en": "You told us about cleanliness: We empty the bins every hour now.",
+            "sv": "Ni sa till om renlighet: We empty the bins every hour now."}
     finally:
         peer.close()
         proc.send_signal(signal.SIGTERM)

@@ -174,7 +174,8 @@ def test_resolving_publishes_you_said_we_did_retained(service, peer, broker):
         got = wait_for(lambda: late.got, 10, message="retained outcomes")
         _topic, body, retained = got[0]
         assert retained and body["v"] == 1
-        assert body["items"][0]["text"] == {"en": "You told us about waiting time. We opened a second till."}
+        assert body["items"][0]["text"] == {"en": "You told us about waiting time: We opened a second till.",
+                                            "sv": "Ni sa till om väntetid: We opened a second till."}
     finally:
         late.close()
 
