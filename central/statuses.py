@@ -9,15 +9,19 @@ until then the store's copy serves.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
+from central.errors import CentralError
+from central.org_admin import OrgAdmin
 from central.store import CentralStore, Rejection
 from smileloop_core import topics
 from smileloop_core.clock import Clock
 from smileloop_core.ids import id_problem
 
 MAX_STATUS_BYTES = 16_384
+log = logging.getLogger("smileloop.central")
 
 
 class StatusKeeper:
@@ -25,6 +29,7 @@ class StatusKeeper:
         self.store = store
         self.clock = clock
         self._offsets: dict[tuple[str, str], tuple[str | None, float | None]] = {}  # (boot, clock offset)
+        self._heard: set[tuple[str, str]] = set()  # devices whose lifecycle was checked since start
 
     def handle(self, messages: Sequence[tuple[str, bytes]]) -> None:
         """Many statuses: the latest of each device kept in one statement, unreadable ones rejected with a
@@ -52,6 +57,22 @@ class StatusKeeper:
             if rejections:
                 self.store.reject_many(rejections, now)
             self.store.upsert_statuses([(s, d, status, raw) for (s, d), (status, raw) in latest.items()], now)
+        self._first_heard([key for key, (status, _) in latest.items() if status.get("state") == "online"])
+
+    def _first_heard(self, online: list[tuple[str, str]]) -> None:
+        """A provisioned device that comes online for the first time becomes ``active`` in the organisation
+        (audited as central's doing): staff see which installed devices really work."""
+        new = [key for key in online if key not in self._heard]
+        if not new:
+            return
+        self._heard.update(new)
+        lifecycle = self.store.document("org")[0].get("lifecycle", {})
+        for site, device in new:
+            if lifecycle.get(f"{site}/{device}") == "provisioned":
+                try:
+                    OrgAdmin(self.store, "central", clock=self.clock).set_device_state(site, device, "active")
+                except CentralError:
+                    log.exception("could not mark %s/%s active", site, device)
 
     def clock_offset(self, site: str, device: str, boot: str | None) -> float | None:
         """The device's clock offset measured in this boot, from the statuses this worker has seen (every

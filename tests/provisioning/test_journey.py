@@ -79,7 +79,12 @@ def test_provision_enrol_and_the_first_unhappy_tap_reaches_the_site(tmp_path: Pa
         agent = SyncAgent(config)
         threading.Thread(target=agent.run, args=(stop,), daemon=True).start()
 
+        assert store.document("org")[0]["lifecycle"]["store-7/kiosk-7"] in ("provisioned", "active")
         [request] = wait_for(lambda: receiver.requests, 30, message="the exit lead's phone")
+        # its first status online moved it along its lifecycle, as central's own audited change
+        wait_for(lambda: store.document("org")[0]["lifecycle"]["store-7/kiosk-7"] == "active", 15,
+                 message="the kiosk active in the organisation")
+        assert ("central", "device.active") in {(e["actor"], e["action"]) for e in store.org_audit_entries()}
         assert request["path"] == "/lead"
         [alert] = store.alerts(kind="negative_rating")
         assert (alert["site"], alert["location"], alert["rating_id"]) == ("store-7", "exit", rating.id)
