@@ -1,7 +1,8 @@
 """The shared ground of smileloop: what every part imports, importing no part.
 
 Domain: ``clock`` (injected time), ``hours`` (opening hours), ``scales`` and ``model`` (a rating), ``ids``
-(the identifier pattern), ``wire`` (the v1 messages), ``topics``, ``errors`` (the root error).
+(the identifier pattern), ``wire`` (the v1 messages), ``topics``, ``errors`` (the root error), ``i18n`` and
+``locale/`` (the gettext catalogues of the kiosk and central), ``reasons`` (reason labels).
 Glue: ``mqtt`` (broker settings), ``connection`` (one MQTT connection with our own reconnect loop),
 ``service`` (a background thread with start/wait_ready/stop), ``sqlite`` (open, write transaction,
 migrations), ``mosquitto`` and ``embedded_broker`` (a private broker for the demo and tests).
