@@ -63,8 +63,10 @@ def bundle_from_files(files: dict[str, bytes]) -> Bundle:
     return Bundle(device, files)
 
 
-def device_config(device: Device, url: str, *, tls: bool, client_cert: bool) -> dict[str, Any]:
-    """The device.toml tables for ``device``; paths are relative, so the bundle works from any folder."""
+def device_config(device: Device, url: str, *, tls: bool, client_cert: bool,
+                  pin_hash: str | None = None) -> dict[str, Any]:
+    """The device.toml tables for ``device``; paths are relative, so the bundle works from any folder. With a
+    ``pin_hash`` (the kiosk's PBKDF2 format) staff mode is on from the first boot."""
     broker: dict[str, Any] = {"url": url, "username": device.device_id, "password_file": PASSWORD}
     if tls:
         broker["ca_file"] = CA
@@ -76,7 +78,7 @@ def device_config(device: Device, url: str, *, tls: bool, client_cert: bool) -> 
         "broker": broker,
         "storage": {"path": "device.db"},
         "hours": {"timezone": device.timezone, **device.hours},
-    }
+    } | ({"staff": {"pin_hash": pin_hash}} if pin_hash else {})
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,8 @@ def prepare_bundle(inventory: Inventory, device_id: str) -> Prepared:
             issued = CertificateAuthority.load(d.ca_cert, d.ca_key).issue(device_id)
             files[CERT], files[KEY], serial = issued.cert_pem, issued.key_pem, issued.serial
     files[CONFIG] = ("# smileloop device config, written by 'smileloop provision' (docs/PROTOCOL.md)\n"
-                     + tomli_w.dumps(device_config(device, url, tls=tls, client_cert=client_cert))).encode()
+                     + tomli_w.dumps(device_config(device, url, tls=tls, client_cert=client_cert,
+                                                   pin_hash=inventory.setting(pin_key(device_id))))).encode()
     return Prepared(Bundle(device, files), mosquitto_hash(password), serial)
 
 
@@ -207,3 +210,8 @@ def copy_to_board(bundle: Bundle, port: str, *, remote_dir: str = BOARD_DIR, dry
             raise BoardCopyFailed(f"{shlex.join(cmd[:3])}: exit {result.returncode}: "
                                   f"{(result.stderr or result.stdout).strip()[-500:]}")
         return cmd
+
+
+def pin_key(device_id: str) -> str:
+    """Where the inventory keeps a device's staff PIN hash (never the PIN)."""
+    return f"staff_pin_hash:{device_id}"

@@ -13,7 +13,7 @@ import click
 
 from provisioning import devices
 from provisioning.broker import apply_to_broker, broker_dir
-from provisioning.bundle import Bundle, commit_bundle, copy_to_board, prepare_bundle, write_bundle
+from provisioning.bundle import Bundle, commit_bundle, copy_to_board, pin_key, prepare_bundle, write_bundle
 from provisioning.claims import create_claim
 from provisioning.cli.claims import _claim_text, ttl_option
 from provisioning.cli.common import (
@@ -29,6 +29,7 @@ from provisioning.cli.common import (
 from provisioning.errors import InvalidInput
 from provisioning.inventory import Device, DeviceSpec, Inventory
 from provisioning.specs import parse_hours, parse_languages, parse_question
+from smileloop_core.pin import check_pin_format, hash_pin
 
 
 @provision.group()
@@ -99,13 +100,17 @@ def with_delivery(f: F) -> F:
 @click.option("--hours", "hours", multiple=True, metavar="DAYS=SPANS",
               help="Opening hours, e.g. mon-fri=08:00-20:00, sat=10:00-14:00,15:00-18:00, sun=closed.")
 @with_delivery
+@click.option("--pin-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A file holding the kiosk's staff PIN (4-12 digits; 6 or more advised): staff mode is on from "
+                   "the first boot. Only its hash goes into the bundle. Change it later with smileloop fleet push.")
 @click.option("--claim", "make_claim", is_flag=True, help="Make a one-time claim code (and QR) instead of a bundle.")
 @ttl_option()
 @secret_option
 @json_option
 @pass_inventory
 def device_new(inventory: Inventory, site_id: str, location_id: str, device_id: str | None, scale: str,
-               questions: tuple[str, ...], languages: str, hours: tuple[str, ...], out: Path | None,
+               questions: tuple[str, ...], languages: str, hours: tuple[str, ...], pin_file: Path | None,
+               out: Path | None,
                board: str | None, dry_run: bool, make_claim: bool, ttl: float, show_secret: bool,
                as_json: bool) -> None:
     """Create a device with its own identity and credentials.
@@ -127,7 +132,10 @@ def device_new(inventory: Inventory, site_id: str, location_id: str, device_id: 
                       question=parse_question(questions), languages=parse_languages(languages),
                       hours=parse_hours(hours))
     broker_dir(inventory)  # fail before anything is registered if there is no broker yet
+    pin_hash = hash_pin(check_pin_format(_read_pin(pin_file))) if pin_file else None  # refused before anything
     dev = devices.create_device(inventory, spec)
+    if pin_hash:
+        inventory.set_settings(**{pin_key(dev.device_id): pin_hash})
     org = central_org()
     if org is not None:
         org.device(site_id, location_id, dev.device_id)
@@ -280,3 +288,7 @@ def device_revoke(inventory: Inventory, device_id: str, as_json: bool) -> None:
     pid = apply_to_broker(inventory)
     reload_note = f"broker (pid {pid}) reloaded" if pid else "no running broker found: it applies this at its start"
     emit(as_json, {"device": dev.as_dict(), "reloaded_pid": pid}, f"device {device_id} revoked; {reload_note}")
+
+
+def _read_pin(path: Path) -> str:
+    return path.read_text().strip()

@@ -25,6 +25,7 @@ from smileloop.cli import cli
 from smileloop_core.hours import WEEKDAYS
 from smileloop_core.mosquitto import reserve_port
 from smileloop_core.mqtt import BrokerSettings
+from smileloop_core.pin import verify_pin
 from sync_agent import SyncAgent
 from tests.central.conftest import Receiver
 from tests.conftest import wait_for
@@ -58,8 +59,9 @@ def test_provision_enrol_and_the_first_unhappy_tap_reaches_the_site(tmp_path: Pa
             "--db", str(central_db), "--by", "anna")
         run("org", "contact", "add", "store-7", "--name", "site-manager", "--url", receiver.url("manager"),
             "--db", str(central_db), "--by", "anna")
+        (tmp_path / "pin").write_text("482913\n")
         out = run(*staff, "device", "new", "--site", "store-7", "--location", "exit", "--id", "kiosk-7",
-                  "--claim", "--hours", "mon-sun=00:00-24:00", "--json")
+                  "--claim", "--hours", "mon-sun=00:00-24:00", "--pin-file", str(tmp_path / "pin"), "--json")
         code = json.loads(out)["claim_code"]
         broker = BrokerProcess(broker_dir / "mosquitto.conf", [plain.port, tls.port]).start()
     inventory = Inventory(inv)
@@ -75,6 +77,8 @@ def test_provision_enrol_and_the_first_unhappy_tap_reaches_the_site(tmp_path: Pa
         assert responder.wait_ready(10) and central.wait_ready(10)
         run("enroll", "--profile", str(d.enrol), "--code", code, "--out", str(tmp_path / "kiosk"), "--timeout", "20")
         config = load_config(tmp_path / "kiosk" / "device.toml")
+        assert config.staff.pin_hash and verify_pin("482913", config.staff.pin_hash)  # staff mode on from boot one
+        assert "482913" not in (tmp_path / "kiosk" / "device.toml").read_text()
         rating = Recorder(DeviceStore(config.storage.path), config).record(1, reason="waiting_time")
         agent = SyncAgent(config)
         threading.Thread(target=agent.run, args=(stop,), daemon=True).start()
