@@ -55,7 +55,8 @@ class DeviceRow:
 
 def fleet_status(store: CentralStore, org: Org, now: datetime, *, site: str | None = None,
                  location: str | None = None, state: str | None = None) -> list[DeviceRow]:
-    """Every device with a status or a place in the org tree, by site and device, filtered as asked."""
+    """Every device with a status or a place in the org tree, by site and device, filtered as asked; a device
+    retired in the organisation is left out (and so is never a push target)."""
     book = RuleBook(store.document("rules")[0])
     rows: dict[tuple[str, str], DeviceRow] = {}
     for s in store.statuses(site):
@@ -68,8 +69,8 @@ def fleet_status(store: CentralStore, org: Org, now: datetime, *, site: str | No
         for loc_id, loc_def in described.locations.items():
             for dev in loc_def.devices:
                 rows.setdefault((sid, dev), DeviceRow(sid, dev, loc_id, "never seen", *([None] * 9)))
-    return [r for _, r in sorted(rows.items())
-            if (location is None or r.location == location) and (state is None or r.state == state)]
+    return [r for key, r in sorted(rows.items()) if org.state_of(*key) != "retired"
+            and (location is None or r.location == location) and (state is None or r.state == state)]
 
 
 def _row(s: DeviceStatus, location: str | None, stale: float, now: datetime) -> DeviceRow:

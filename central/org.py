@@ -72,6 +72,11 @@ class Org:
     name: str = "smileloop"
     contacts: tuple[Contact, ...] = ()
     sites: dict[str, Site] = field(default_factory=dict)
+    lifecycle: dict[str, str] = field(default_factory=dict)  # "<site>/<device>" → provisioned … retired
+
+    def state_of(self, site_id: str, device: str) -> str | None:
+        """The device's lifecycle state, if the organisation records one."""
+        return self.lifecycle.get(f"{site_id}/{device}")
 
     def site(self, site_id: str) -> Site:
         """The site, or an always-open UTC stand-in for a site nobody has described yet."""
@@ -119,7 +124,8 @@ class Org:
         name = data.get("name", "smileloop")
         if not isinstance(name, str):
             raise OrgError("name: must be a string")
-        return cls(name=name, contacts=_contacts(data.get("contacts", []), "contacts"), sites=sites)
+        return cls(name=name, contacts=_contacts(data.get("contacts", []), "contacts"), sites=sites,
+                   lifecycle=dict(data.get("lifecycle", {})))
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able view for ``smileloop org show --json`` (URLs hidden)."""

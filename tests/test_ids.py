@@ -19,7 +19,7 @@ BAD = ["", "exit\n", "exit\r", "a#b", "a+b", "a/b", "é", "x" * 65, "-lead", "a 
 @pytest.mark.parametrize("bad", BAD)
 def test_bad_ids_are_refused_everywhere(bad: str, tmp_path: Path) -> None:
     assert not is_id(bad) and id_problem(bad, "site")
-    with pytest.raises(ConfigError, match="device.id"):
+    with pytest.raises(ConfigError, match=r"device\.id"):
         parse_config({"device": {"id": bad, "site": "s", "location": "l"}}, str(tmp_path / "device.toml"), tmp_path)
     with pytest.raises(OrgError, match="not an identifier"):
         Org.from_dict({"sites": {bad: {}}})

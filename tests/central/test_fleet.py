@@ -205,3 +205,22 @@ def test_a_device_answer_is_read_from_its_status():
     assert answer_of(rejected, 5) == Answer("kiosk-1", "rejected", "survey.scale: …")
     assert answer_of(kept(config_version=4, config={"version": 4, "state": "applied"}), 5) is None
     assert answer_of(None, 5) is None
+
+
+def test_a_retired_device_leaves_fleet_status_and_push_targets(tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from central.fleet import fleet_status
+    from central.org_admin import OrgAdmin
+    from central.store import CentralStore
+
+    store = CentralStore(tmp_path / "central.db")
+    admin = OrgAdmin(store, "anna")
+    admin.add_site("store-1")
+    admin.add_location("store-1", "exit")
+    admin.add_device("store-1", "exit", "kiosk-1")
+    admin.add_device("store-1", "exit", "kiosk-2")
+    admin.set_device_state("store-1", "kiosk-2", "retired")
+    rows = fleet_status(store, admin.org(), datetime.now(UTC))
+    assert [(r.device, r.state) for r in rows] == [("kiosk-1", "never seen")]
+    store.close()
