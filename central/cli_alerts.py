@@ -110,10 +110,11 @@ def alerts_ack(store: CentralStore, as_json: bool, alert_id: str, by: str, note:
 @click.option("--by", required=True)
 @click.option("--root-cause", required=True, help="Why it happened.")
 @click.option("--action", required=True, help="What was done about it.")
+@click.option("--action-sv", help="The action worded in Swedish for Swedish kiosks (default: --action as typed).")
 @click.option("--outcome", help="The 'you said, we did' text for the kiosks (default: built from reason and action).")
 @click.option("--no-outcome", is_flag=True, help="Do not tell the kiosks.")
 def alerts_resolve(store: CentralStore, as_json: bool, alert_id: str, by: str, root_cause: str, action: str,
-                   outcome: str | None, no_outcome: bool) -> None:
+                   action_sv: str | None, outcome: str | None, no_outcome: bool) -> None:
     """Resolve with root cause and action; the kiosks show "you said, we did".
 
     \b
@@ -122,7 +123,8 @@ def alerts_resolve(store: CentralStore, as_json: bool, alert_id: str, by: str, r
     """
     dispatcher = Dispatcher(store, lambda: org_of(store))
     alert = lifecycle.resolve(store, alert_id, by, root_cause, action, SystemClock().now(), outcome=outcome,
-                              publish=not no_outcome, dispatcher=dispatcher)
+                              publish=not no_outcome, dispatcher=dispatcher,
+                              actions={"sv": action_sv} if action_sv else None)
     echo_json(alert) if as_json else click.echo(f"{alert['id'][:8]} resolved by {alert['resolved_by']}")
 
 
