@@ -7,6 +7,7 @@ keeps only hashes, so the old password stops working the moment the broker reloa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -28,6 +29,8 @@ PASSWORD, CA, CERT, KEY, CONFIG = "password", "ca.pem", "client.pem", "client.ke
 SECRET_FILES = frozenset({PASSWORD, KEY})
 BUNDLE_FILES = frozenset({PASSWORD, CA, CERT, KEY, CONFIG})
 BOARD_DIR = "/smileloop"
+# The Wi-Fi button panel's firmware (docs/PANELS.md), copied to the board's root beside the bundle folder.
+FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "hardware" / "firmware_wifi"
 
 
 @dataclass(frozen=True)
@@ -188,28 +191,65 @@ def mpremote_command(files: list[Path], port: str, remote_dir: str = BOARD_DIR,
             f":{remote_dir}/"]
 
 
-def copy_to_board(bundle: Bundle, port: str, *, remote_dir: str = BOARD_DIR, dry_run: bool = False,
-                  timeout: float = 120.0) -> list[str]:
-    """Copy the bundle to a MicroPython board with mpremote; returns the command (only that, if ``dry_run``).
+def firmware_files(folder: Path = FIRMWARE_DIR) -> list[Path]:
+    """The panel firmware's modules (``main.py`` among them), in a stable order."""
+    files = sorted(folder.glob("*.py"))
+    if not any(f.name == "main.py" for f in files):
+        raise BoardCopyFailed(f"no panel firmware in {folder} (main.py is missing)")
+    return files
 
-    The files pass through a private temporary folder that is removed afterwards.
+
+def board_plan(files: list[Path], firmware: list[Path], port: str, remote_dir: str = BOARD_DIR,
+               mpremote: str | None = None) -> list[list[str]]:
+    """The mpremote commands, in order: the bundle into ``remote_dir``, the firmware into ``/``, then a read-back
+    (``fs sha256sum``: the board hashes what it stored, or mpremote reads the file back where it has no hashlib)."""
+    program = mpremote or mpremote_program()
+    plan = [mpremote_command(files, port, remote_dir, program)]
+    if firmware:
+        plan.append([program, "connect", port, "fs", "cp", *[str(f) for f in firmware], ":/"])
+    plan.append([program, "connect", port, "fs", "sha256sum", *[f":{remote_dir}/{f.name}" for f in files],
+                 *[f":/{f.name}" for f in firmware]])
+    return plan
+
+
+def _run(cmd: list[str], port: str, timeout: float) -> str:
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise BoardCopyFailed("mpremote is not installed (pip install 'smileloop[provisioning]')") from None
+    except subprocess.TimeoutExpired:
+        raise BoardCopyFailed(f"mpremote did not finish within {timeout:g}s; is the board at {port}?") from None
+    if result.returncode != 0:
+        raise BoardCopyFailed(f"{shlex.join(cmd[:3])}: exit {result.returncode}: "
+                              f"{(result.stderr or result.stdout).strip()[-500:]}")
+    return result.stdout
+
+
+def copy_to_board(bundle: Bundle, port: str, *, remote_dir: str = BOARD_DIR, dry_run: bool = False,
+                  timeout: float = 120.0, firmware: Path | None = FIRMWARE_DIR) -> list[list[str]]:
+    """Copy the bundle (and the panel firmware) to a MicroPython board with mpremote, then read every file back
+    and compare; returns the commands (only that, if ``dry_run``). ``firmware=None`` copies the bundle alone.
+
+    The files pass through a private temporary folder that is removed afterwards. A file that does not read
+    back as written raises :class:`BoardCopyFailed`, so the caller keeps the old credentials.
     """
     with tempfile.TemporaryDirectory(prefix="smileloop-board-") as tmp:
         os.chmod(tmp, 0o700)
         files = board_files(bundle, Path(tmp))
-        cmd = mpremote_command(files, port, remote_dir)
+        code = firmware_files(firmware) if firmware is not None else []
+        plan = board_plan(files, code, port, remote_dir)
         if dry_run:
-            return cmd
-        try:
-            result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        except FileNotFoundError:
-            raise BoardCopyFailed("mpremote is not installed (pip install 'smileloop[provisioning]')") from None
-        except subprocess.TimeoutExpired:
-            raise BoardCopyFailed(f"mpremote did not finish within {timeout:g}s; is the board at {port}?") from None
-        if result.returncode != 0:
-            raise BoardCopyFailed(f"{shlex.join(cmd[:3])}: exit {result.returncode}: "
-                                  f"{(result.stderr or result.stdout).strip()[-500:]}")
-        return cmd
+            return plan
+        for cmd in plan[:-1]:
+            _run(cmd, port, timeout)
+        lines = _run(plan[-1], port, timeout).split()
+        got = [w for w in lines if len(w) == 64 and all(c in "0123456789abcdef" for c in w)]
+        want = [hashlib.sha256(f.read_bytes()).hexdigest() for f in [*files, *code]]
+        if got != want:
+            bad = [a[1:] for a, g, w in zip(plan[-1][5:], got + [""] * len(want), want, strict=False) if g != w]
+            raise BoardCopyFailed(f"the board at {port} does not hold what was copied: {', '.join(bad) or 'no hashes'}"
+                                  " (copy again; the credentials are unchanged)")
+        return plan
 
 
 def pin_key(device_id: str) -> str:

@@ -51,7 +51,8 @@ def _deliver(inventory: Inventory, device_id: str, out: Path | None, board: str 
         data["out"] = str(out)
         data["written"] = [str(p) for p in write_bundle(prepared.bundle, out)]
     if board is not None:
-        data["board_command"] = copy_to_board(prepared.bundle, board, dry_run=dry_run)
+        plan = copy_to_board(prepared.bundle, board, dry_run=dry_run)
+        data["board_command"], data["board_commands"] = plan[0], plan
         data["board_copied"] = not dry_run
         if dry_run and out is None:
             return prepared.bundle, {**prepared.bundle.as_dict(), **data}  # nothing delivered: nothing changes
@@ -66,9 +67,11 @@ def _bundle_text(device: Device, data: dict[str, Any], show_secret: bool) -> str
     if "board_command" in data:
         cmd = data["board_command"]
         if data["board_copied"]:
-            lines.append(f"  copied to the board with {' '.join(cmd[:3])} … fs cp … {cmd[-1]}")
+            lines.append(f"  copied to the board with {' '.join(cmd[:3])} … fs cp … {cmd[-1]} (firmware too), "
+                         "read back and checked")
         else:
-            lines.append(f"  would run (dry run, credentials unchanged):\n    {shlex.join(cmd)}")
+            plan = "\n    ".join(shlex.join(c) for c in data.get("board_commands", [cmd]))
+            lines.append(f"  would run (dry run, credentials unchanged):\n    {plan}")
     if show_secret and "password" in data:
         lines.append(f"  password: {data['password']}")
     return "\n".join(lines)
