@@ -86,6 +86,14 @@ def run():
             link.disconnect()
             wifi.off()
             machine.deepsleep(ms if ms is not None else 24 * 3600 * 1000)
+        elif not link.up and not panel.busy():
+            # presses wait for a broker that is away: sleep out the backoff (a button still wakes the board)
+            wait = ticks.ticks_diff(link.next_try, ticks.ticks_ms())
+            if wait > 50:
+                wifi.off()
+                machine.lightsleep(min(wait, site.WATCHDOG_MS - 5000))
+            else:
+                sleep_ms(5)
         else:
             sleep_ms(5)
 
