@@ -97,6 +97,35 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             id {serial}, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL,
             before TEXT, after TEXT)""",
     ]),
+    ("006_privacy_retention", [
+        # What a visitor agreed to beside a contact ({"text", "lang", "ts"}), and the comment as screens may show
+        # it (masked, central/moderation.py); ``comment`` keeps the original for admins until retention clears it.
+        "ALTER TABLE ratings ADD COLUMN consent TEXT",
+        "ALTER TABLE ratings ADD COLUMN comment_shown TEXT",
+        # The retention purge (central/retention.py) finds its rows by age without scanning the ratings.
+        "CREATE INDEX ratings_contact_age ON ratings(received_at) WHERE contact IS NOT NULL",
+        "CREATE INDEX ratings_comment_age ON ratings(received_at) WHERE comment IS NOT NULL",
+        "CREATE INDEX rejected_age ON rejected(received_at)",
+        "CREATE INDEX deliveries_age ON deliveries(created_at)",
+        "CREATE INDEX alert_audit_age ON alert_audit(at)",
+        # A follow-up delivery no longer holds the visitor's address (it is looked up when sending): older rows
+        # lose it now, and those still pending are not sent.
+        "UPDATE deliveries SET url = 'followup:redacted:' || id, state = CASE WHEN state = 'pending' THEN 'failed' "
+        "ELSE state END WHERE purpose = 'followup'",
+    ]),
+    ("007_privacy_requests", [
+        # Every data subject request answered (export, erase): who, what, when — the subject as a hash of the
+        # address (or a rating id), never the address itself (docs/PRIVACY.md).
+        """CREATE TABLE privacy_audit (
+            id {serial}, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL,
+            detail TEXT)""",
+        # Erasures a device still has to make in its own store: published retained on its erase topic until
+        # its status reports them done.
+        """CREATE TABLE privacy_requests (
+            id TEXT PRIMARY KEY, site TEXT NOT NULL, device_id TEXT NOT NULL, rating_ids TEXT NOT NULL,
+            created_at TEXT NOT NULL, done_at TEXT, erased INTEGER)""",
+        "CREATE INDEX privacy_requests_pending ON privacy_requests(site, device_id) WHERE done_at IS NULL",
+    ]),
 ]
 
 

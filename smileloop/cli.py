@@ -63,6 +63,21 @@ def _fleet() -> click.Command:
     return fleet_cmd
 
 
+def _privacy() -> click.Command:
+    from central.privacy_cli import privacy_cmd
+    return privacy_cmd
+
+
+def _backup() -> click.Command:
+    from central.privacy_cli import backup
+    return backup
+
+
+def _restore() -> click.Command:
+    from central.privacy_cli import restore
+    return restore
+
+
 def _demo() -> click.Command:
     from smileloop.demo import demo
     return demo
@@ -92,7 +107,7 @@ def _panel() -> click.Command:
 COMMANDS: dict[str, Callable[[], click.Command]] = {
     "tap": _tap, "simulate": _simulate, "sync": _sync, "central": _central, "alerts": _alerts, "org": _org,
     "rules": _rules, "fleet": _fleet, "demo": _demo, "provision": _provision, "enroll": _enroll, "kiosk": _kiosk,
-    "panel": _panel,
+    "panel": _panel, "privacy": _privacy, "backup": _backup, "restore": _restore,
 }
 
 

@@ -163,3 +163,26 @@ def run_script(conn: sqlite3.Connection, script: str) -> None:
     statement += pieces[-1]
     if statement.strip():
         conn.execute(statement)  # the last statement without its ';', or a comment; SQLite rejects a fragment
+
+
+def copy_database(source: str | Path, target: str | Path, *, pages: int = 256) -> str:
+    """Copy a SQLite file with the online backup API, while others go on writing to it; the copy's
+    ``PRAGMA integrity_check`` (``ok``).
+
+    The copy is a consistent snapshot (a write between steps restarts the copy of what changed), in rollback
+    journal mode so it is one self-contained file. Used for backups and for restoring one: ``target`` is
+    overwritten page by page through SQLite, so a restore never leaves half a file behind.
+    """
+    if not Path(source).is_file():
+        raise FileNotFoundError(f"no SQLite file at {source}")
+    src = sqlite3.connect(str(source), timeout=30)  # not mode=ro: reading a WAL file may need its -shm made
+    try:
+        dst = sqlite3.connect(str(target), isolation_level=None, timeout=30)
+        try:
+            src.backup(dst, pages=pages)
+            dst.execute("PRAGMA journal_mode=DELETE")
+            return str(dst.execute("PRAGMA integrity_check").fetchone()[0])
+        finally:
+            dst.close()
+    finally:
+        src.close()

@@ -17,6 +17,11 @@ def config(site: str, device: str) -> str:
     return f"{PREFIX}/{site}/{device}/config"
 
 
+def erase(site: str, device: str) -> str:
+    """Retained erase requests for one device: ratings whose visitor details it must forget."""
+    return f"{PREFIX}/{site}/{device}/erase"
+
+
 def ack(site: str, device: str) -> str:
     return f"{PREFIX}/{site}/{device}/ack"
 

@@ -31,6 +31,7 @@ from smileloop_core.connection import Connection
 from smileloop_core.mqtt import Backoff, BrokerSettings, is_failure
 from sync_agent.clock_offset import ClockOffset
 from sync_agent.config_push import PushResult, apply_push, version_of
+from sync_agent.erase import handle_erase
 from sync_agent.errors import BrokerUnreachable, ConfigRejected, DeliveryTimeout
 from sync_agent.housekeeping import Housekeeping
 from sync_agent.limits import AdaptiveBatch, BrokerLimits
@@ -87,6 +88,7 @@ class SyncAgent:
         self.topic_status = topics.status(site, dev)
         self.topic_ack = topics.ack(site, dev)
         self.topic_config = topics.config(site, dev)
+        self.topic_erase = topics.erase(site, dev)
         self.topic_outcomes = topics.outcomes(site, config.location)
         will = json.dumps({"v": 1, "state": "offline", "device": dev, "site": site}).encode()
         self.conn = _AgentConnection(self.settings, f"dev-{dev}", backoff=self.backoff, on_connect=self._on_connect,
@@ -199,7 +201,8 @@ class SyncAgent:
         self.status.last_connect = utc_iso(self.clock.now())
         self.status.reconnects = self.conn.connects - 1
         self.status.last_error = None
-        client.subscribe([(self.topic_ack, 1), (self.topic_config, 1), (self.topic_outcomes, 1)])
+        client.subscribe([(self.topic_ack, 1), (self.topic_config, 1), (self.topic_outcomes, 1),
+                          (self.topic_erase, 1)])
         self.heartbeat.soon()  # announce "online" at once
 
     def _close(self) -> None:
@@ -259,6 +262,8 @@ class SyncAgent:
             self._on_receipt(bytes(msg.payload))
         elif msg.topic == self.topic_config:
             self._on_config(bytes(msg.payload))
+        elif msg.topic == self.topic_erase:
+            self._on_erase(bytes(msg.payload))
         elif msg.topic == self.topic_outcomes:
             items = json.loads(msg.payload).get("items", []) if msg.payload else []
             self.store.replace_outcomes(items, self.clock.now())
@@ -300,6 +305,15 @@ class SyncAgent:
         self.status.config = result.as_dict()
         self.status.config_version = self.config.version
         self.heartbeat.soon()  # say so at once
+
+    def _on_erase(self, payload: bytes) -> None:
+        result = handle_erase(self.store.path, payload)
+        if result is None:
+            return
+        if result.error:
+            log.error("erase request not done: %s", result.error)
+        self.status.erase = result.as_dict()
+        self.heartbeat.soon()  # central reads the answer from the status
 
     def _install(self, config: DeviceConfig) -> None:
         self.config = config

@@ -35,6 +35,7 @@ class SyncStatus:
     reconnects: int = 0
     config_version: int = 0
     config: dict[str, Any] | None = None  # the last push: version, applied/unchanged/rejected, reason
+    erase: dict[str, Any] | None = None  # the last erase message: request ids done, rows erased, error
     clock_offset: float | None = None  # seconds to add to this device's wall clock to get central's
     clock_offset_error: float | None = None
     disk_free_mb: float | None = None
@@ -107,7 +108,7 @@ class Heartbeat:
             "version": __version__, "uptime": round(mono - self.started, 1),
             "boot": self.clock.boot_id(), "boot_uptime": round(mono, 1),
             "clock_offset": s.clock_offset, "clock_offset_error": s.clock_offset_error,
-            "config_version": s.config_version, "config": s.config,
+            "config_version": s.config_version, "config": s.config, "erase": s.erase,
             "delivered": s.delivered, "refused_publishes": s.refused_publishes, "reconnects": s.reconnects,
             "batch_size": s.batch_size, "storage_warning": s.storage_warning,
             "last_error": s.last_error or s.storage_warning,
