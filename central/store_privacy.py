@@ -2,10 +2,12 @@
 
 Where a visitor's address (or what they wrote) can be in central's store: ``ratings.contact`` and
 ``ratings.comment``; ``alerts.detail`` (the comment, JSON); ``alert_audit.note`` (their follow-up answers);
-``deliveries.url`` and ``payload`` (the follow-up sent to them, a digest quoting them); ``delivery_attempts.error``;
-``rejected.raw`` (a refused message, as received). :meth:`PrivacyStore.holdings` finds every such row;
-:meth:`PrivacyStore.erase` scrubs them all in one transaction, with its audit row and one erase request per
-device that sent the ratings. The audit names the subject by a hash of the address, never the address.
+``deliveries.url``, ``payload`` and ``last_error`` (the follow-up sent to them, a digest quoting them);
+``delivery_attempts.error``; ``rejected.raw`` (a refused message, as received).
+
+:meth:`PrivacyStore.holdings` finds every such row; :meth:`PrivacyStore.erase` scrubs them all in one
+transaction, with its audit row and one erase request per device that sent the ratings. The audit names the
+subject by a hash of the address, never the address.
 """
 
 from __future__ import annotations
@@ -125,9 +127,9 @@ class PrivacyStore:
         alert_ids = [a["id"] for a in alerts]
         audit = self._where("SELECT id, alert_id, at, actor, action, note FROM alert_audit",
                             ("alert_id", alert_ids, "action = 'follow-up'"), ("note", scrub))
-        deliveries = self._where("SELECT id, alert_id, purpose, url, state, created_at, sent_at, payload "
-                                 "FROM deliveries", ("alert_id", alert_ids, "purpose = 'followup'"),
-                                 ("url", patterns), ("payload", scrub))
+        deliveries = self._where("SELECT id, alert_id, purpose, url, state, created_at, sent_at, payload, "
+                                 "last_error FROM deliveries", ("alert_id", alert_ids, "purpose = 'followup'"),
+                                 ("url", patterns), ("payload", scrub), ("last_error", scrub))
         attempts = self._where("SELECT id, delivery_id, at, ok, error FROM delivery_attempts",
                                ("delivery_id", [d["id"] for d in deliveries if d["purpose"] == "followup"]),
                                ("error", scrub))
@@ -174,12 +176,12 @@ class PrivacyStore:
                                         and n["action"] == "follow-up"), n["id"]) for n in places["alert_audit"]])
             for d in places["deliveries"]:
                 if d["purpose"] == "followup" or _matches(d["url"], pats):  # to the visitor: nothing of it stays
-                    db.execute("UPDATE deliveries SET url = ?, payload = NULL, state = CASE WHEN state IN "
-                               "('pending', 'sending', 'digest') THEN 'erased' ELSE state END WHERE id = ?",
-                               (f"erased:{d['id']}", d["id"]))
+                    db.execute("UPDATE deliveries SET url = ?, payload = NULL, last_error = ?, state = CASE WHEN "
+                               "state IN ('pending', 'sending', 'digest') THEN 'erased' ELSE state END WHERE id = ?",
+                               (f"erased:{d['id']}", scrub_text(d["last_error"], pats), d["id"]))
                 else:  # to staff, quoting the visitor
-                    db.execute("UPDATE deliveries SET payload = ? WHERE id = ?",
-                               (scrub_json(d["payload"], pats), d["id"]))
+                    db.execute("UPDATE deliveries SET payload = ?, last_error = ? WHERE id = ?",
+                               (scrub_json(d["payload"], pats), scrub_text(d["last_error"], pats), d["id"]))
             db.executemany("UPDATE delivery_attempts SET error = ? WHERE id = ?",
                            [(scrub_text(t["error"], pats), t["id"]) for t in places["delivery_attempts"]])
             db.executemany("UPDATE rejected SET raw = ? WHERE id = ?",
