@@ -20,8 +20,9 @@ from datetime import datetime
 from typing import Any
 
 from central.errors import InvalidMessage
+from central.moderation import moderate
 from smileloop_core import topics
-from smileloop_core.clock import parse_utc
+from smileloop_core.clock import parse_utc, utc_iso
 from smileloop_core.errors import InvalidRating
 from smileloop_core.ids import id_problem
 from smileloop_core.scales import SCALES, get_scale
@@ -47,13 +48,15 @@ class IncomingRating:
     sentiment: str
     location: str
     reason: str | None
-    comment: str | None
-    contact: str | None
+    comment: str | None  # masked (central.moderation): what alerts, texts, topics and logs may show
+    contact: str | None  # only with ``consent``; kept in ``ratings.contact`` until retention clears it
     flags: tuple[str, ...]
     boot_id: str | None
     mono: float | None
     rev: int
     ts_device: datetime | None = None  # the device's own ts when central repaired ``ts``; else None
+    comment_original: str | None = None  # the comment as typed, for ``ratings.comment`` (admins, retention)
+    consent: dict[str, str] | None = None  # {"text", "lang", "ts"} beside ``contact``
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class IngestResult:
     ratings: list[IncomingRating] = field(default_factory=list)
     sent: SentStamp | None = None
     rejected: list[tuple[str | None, str]] = field(default_factory=list)  # (rating id if known, reason)
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # (rating id, why): a part left out, rating kept
 
 
 def _str(obj: dict[str, Any], key: str, *, required: bool = True, limit: int = 200) -> str | None:
@@ -123,7 +127,23 @@ def _whole(raw: dict[str, Any], key: str, low: int, default: int | None = None) 
     return value
 
 
-def _rating(raw: Any) -> IncomingRating:
+def _consent(raw: dict[str, Any]) -> dict[str, str]:
+    """``consent`` beside a contact: the consent text's version id, the language it was read in, when."""
+    consent = raw.get("consent")
+    if not isinstance(consent, dict):
+        raise InvalidMessage("a contact needs 'consent' ({\"text\", \"lang\", \"ts\"}): the contact is dropped")
+    try:
+        text = _str(consent, "text") or ""
+        lang = _str(consent, "lang", limit=35) or ""
+        ts = parse_utc(_str(consent, "ts") or "")
+    except (InvalidMessage, ValueError) as e:
+        raise InvalidMessage(f"'consent' is not valid ({e}): the contact is dropped") from None
+    if not re.fullmatch(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*", lang):
+        raise InvalidMessage(f"'consent.lang' {lang[:40]!r} is not a language tag: the contact is dropped")
+    return {"text": text, "lang": lang, "ts": utc_iso(ts)}
+
+
+def _rating(raw: Any, dropped: list[tuple[str, str]] | None = None) -> IncomingRating:
     if not isinstance(raw, dict):
         raise InvalidMessage("a rating must be a JSON object")
     rid = raw.get("id")
@@ -156,11 +176,20 @@ def _rating(raw: Any) -> IncomingRating:
                              not 0 <= mono < 1e12):
         raise InvalidMessage("'mono' must be a number of seconds ≥ 0")
     rev = _whole(raw, "rev", 0, 0)
+    comment = _str(raw, "comment", required=False, limit=1000)
+    contact = _str(raw, "contact", required=False, limit=300)
+    consent = None
+    if contact is not None:
+        try:
+            consent = _consent(raw)
+        except InvalidMessage as e:
+            contact = None
+            if dropped is not None:
+                dropped.append((rid, str(e)))
     return IncomingRating(
         id=rid, seq=seq, ts=ts, scale=scale.name, value=value, sentiment=scale.sentiment(value),
         location=_ident(raw, "location") or "", reason=_ident(raw, "reason", required=False),
-        comment=_str(raw, "comment", required=False, limit=1000),
-        contact=_str(raw, "contact", required=False, limit=300), flags=tuple(flags),
+        comment=moderate(comment), comment_original=comment, contact=contact, consent=consent, flags=tuple(flags),
         boot_id=_str(raw, "boot", required=False), mono=float(mono) if mono is not None else None, rev=rev)
 
 
@@ -219,7 +248,7 @@ def parse_message(topic_site: str, topic_device: str, payload: bytes) -> IngestR
     result = IngestResult(site=topic_site, device=topic_device, sent=_sent(msg.get("sent")))
     for raw in ratings:
         try:
-            result.ratings.append(_rating(raw))
+            result.ratings.append(_rating(raw, result.dropped))
         except InvalidMessage as e:
             rid = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
             result.rejected.append((_uuid_or_none(rid), str(e)))

@@ -25,6 +25,7 @@ from smileloop_core.redact import redact_url, scrub
 log = logging.getLogger("smileloop.alerts")
 
 Send = Callable[[str, str, str], None]  # (apprise URL, title, body); raises on failure
+FOLLOWUP = "followup:"  # a follow-up delivery's url: followup:<rating id> (the address is looked up when sending)
 
 
 def apprise_send(url: str, title: str, body: str) -> None:
@@ -115,12 +116,26 @@ class Dispatcher:
         return queued
 
     def queue_followup(self, alert: Alert, contact: str, text: str, now: datetime) -> int:
-        """The visitor's follow-up, when they left contact details with consent and the site has a template."""
-        template = self.org().site(alert["site"]).visitor_followup
-        if not template:
+        """The visitor's follow-up, when they left contact details with consent and the site has a template.
+
+        The row names the rating (``followup:<rating id>``), never the address: that is looked up in the rating
+        when sending (:meth:`_followup_url`), so it goes when retention clears it, and no log or listing shows it."""
+        if not self.org().site(alert["site"]).visitor_followup:
             return 0
-        url = template.replace("{contact}", quote(contact, safe="@+"))
-        return self._insert(alert["id"], "followup", "visitor", url, "pending", now, now, body=text)
+        rating_id = self.store.rating_with_contact(alert["id"], contact)
+        if rating_id is None:
+            return 0
+        return self._insert(alert["id"], "followup", "visitor", f"{FOLLOWUP}{rating_id}", "pending", now, now,
+                            body=text)
+
+    def _followup_url(self, d: Delivery) -> tuple[str, str]:
+        """(apprise URL, the address in it) of a follow-up, from the rating's contact and the site's template."""
+        alert = self.store.alert(d.alert_id)
+        template = self.org().site(alert["site"]).visitor_followup
+        contact = self.store.rating_contact(d.url.removeprefix(FOLLOWUP)) if d.url.startswith(FOLLOWUP) else None
+        if not template or not contact:
+            raise DeliveryFailed("the visitor's contact details are no longer kept (retention or erasure)")
+        return template.replace("{contact}", quote(contact, safe="@+")), contact
 
     def _insert(self, alert_id: str, purpose: str, contact: str, url: str, state: str, next_at: datetime,
                 now: datetime, body: str | None = None) -> int:
@@ -148,11 +163,16 @@ class Dispatcher:
 
     def _attempt(self, d: Delivery, now: datetime) -> int:
         attempts = d.attempts + 1
+        url, secret = d.url, ""
         try:
-            self.send(d.url, *self._message(d))
+            if d.purpose == "followup":
+                url, secret = self._followup_url(d)
+            self.send(url, *self._message(d))
         except Exception as e:
-            error = str(e) or type(e).__name__
-            final = attempts >= self.max_attempts
+            error = scrub(str(e) or type(e).__name__, url)
+            if secret:  # the address never reaches the delivery record or the log
+                error = error.replace(secret, "***").replace(quote(secret, safe="@+"), "***")
+            final = attempts >= self.max_attempts or (not secret and d.purpose == "followup")
             delay = min(self.retry_cap, self.retry_base * 2 ** (attempts - 1))
             self.store.delivery_failed(d.id, attempts, now, error,
                                        retry_at=None if final else now + timedelta(seconds=delay))

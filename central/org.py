@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from central.errors import OrgError
+from central.retention import Retention
 from smileloop_core.hours import HoursConfig, HoursError, parse_hours
 from smileloop_core.ids import is_id
 
@@ -113,8 +114,12 @@ class Org:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Org:
         """Parse and check the org document; every problem names its key, e.g. ``sites.store-1.hours.mon``."""
-        _known(data, "", {"name", "contacts", "sites", "lifecycle"})
+        _known(data, "", {"name", "contacts", "sites", "lifecycle", "retention"})
         _lifecycle(data.get("lifecycle", {}))
+        try:  # read by central.retention; checked here so a bad period is refused when the tree is stored
+            Retention.from_doc(data.get("retention"))
+        except ValueError as e:
+            raise OrgError(str(e)) from None
         sites: dict[str, Site] = {}
         raw_sites = data.get("sites", {})
         if not isinstance(raw_sites, dict):

@@ -33,6 +33,7 @@ from central.intake import Inbound, Intake
 from central.notify import Dispatcher, Send, apprise_send
 from central.org import Contact, Org
 from central.records import Alert, Opened
+from central.retention import RetentionTask
 from central.rulebook import RuleBook
 from central.statuses import StatusKeeper
 from central.store import CentralStore, MessageRatings, Rejection
@@ -89,6 +90,7 @@ class CentralService(BackgroundService):
         self._usual: dict[tuple[str, str], tuple[datetime, float | None]] = {}
         self._statuses: list[Inbound] = []
         self.statuses = StatusKeeper(store, self.clock)
+        self.retention = RetentionTask(store, self.clock)  # contacts, comments, payloads, records: hourly purge
 
     # --- configuration (re-read when `smileloop org/rules` change it) ----------------------------
     def org(self) -> Org:
@@ -237,7 +239,7 @@ class CentralService(BackgroundService):
                 continue
             result = c.result
             _only_where_registered(result, org)
-            for rid, why in result.rejected:
+            for rid, why in [*result.rejected, *result.dropped]:  # dropped: a contact without consent
                 log.warning("rejected rating %s from %s/%s: %s", rid, result.site, result.device, why)
                 rejections.append(Rejection(m.topic, m.payload, why, rid))
             offset = None
@@ -296,7 +298,7 @@ class CentralService(BackgroundService):
         try:
             candidates = rules.after_ingest(self.store, self.org(), book, site, device, locations, now)
             for opened in rules.raise_candidates(self.store, book, candidates, now):
-                self._announce(opened, now)
+                self.announcer.announce(opened, now)
         except CentralError:
             log.exception("window rules for %s/%s failed (check `smileloop rules list`)", site, device)
 
@@ -309,7 +311,7 @@ class CentralService(BackgroundService):
 
     # --- time-driven work -----------------------------------------------------------------------
     def tick(self, now: datetime | None = None, *, silence: bool | None = None) -> list[Opened]:
-        """Device health, silence (every ``silence_interval``), SLA escalation, outcomes; what it opened.
+        """Device health, silence (every ``silence_interval``), SLA escalation, outcomes, retention; what it opened.
 
         Each item (a candidate, an alert, a location's outcomes) is handled on its own: one that fails is logged
         and skipped, so a bad row can never stop the tick for everything after it.
@@ -328,7 +330,7 @@ class CentralService(BackgroundService):
             for o in _guarded(f"opening {c.kind} at {c.key}",
                               partial(rules.raise_candidates, self.store, book, [c], now)) or []:
                 opened.append(o)
-                _guarded(f"announcing alert {o.alert['id']}", partial(self._announce, o, now))
+                _guarded(f"announcing alert {o.alert['id']}", partial(self.announcer.announce, o, now))
         for alert in self.store.alerts(state="live", limit=10_000):
             if alert["kind"] in rules.HEALTH_KINDS and not alert.get("parent_id"):
                 _guarded(f"recovery of alert {alert['id']}", partial(self._recover, alert, book, now))
@@ -336,6 +338,7 @@ class CentralService(BackgroundService):
             _guarded(f"escalating alert {alert['id']}", partial(self._escalate, alert, waited, now))
         _guarded("publishing outcomes", lambda: self.publish_outcomes(now))
         _guarded("publishing pending alert messages", lambda: self.flush_mqtt(now))
+        _guarded("the retention purge", lambda: self.retention.run(now))
         return opened
 
     def _recover(self, alert: Alert, book: RuleBook, now: datetime) -> None:
@@ -365,9 +368,6 @@ class CentralService(BackgroundService):
                 return True
             published += bool(_guarded(f"outcomes of {site}/{location}", one))
         return published
-
-    def _announce(self, opened: Opened, now: datetime) -> None:
-        self.announcer.announce(opened, now)
 
     def _publish_alert(self, alert: Alert, event: str) -> None:
         self.announcer.publish(alert, event, self.clock.now())

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from central.ingest import IncomingRating
+from central.moderation import moderate, without_contacts
 from central.records import Alert, Candidate, Opened
 from central.store_alerts import INSERT_ALERT, AlertStore, alert_row, insert_params, new_alert
 from smileloop_core.clock import utc_iso
@@ -86,7 +87,7 @@ class IngestStore(AlertStore):
         self.db.executemany(
             "INSERT INTO rejected (received_at, topic, rating_id, reason, raw) VALUES (?,?,?,?,?)",
             [(at, safe_text(r.topic, 300), r.rating_id, safe_text(r.reason, 2000),
-              safe_text(r.raw.decode("utf-8", errors="replace"), RAW_KEEP)) for r in rejections])
+              safe_text(without_contacts(r.raw).decode("utf-8", errors="replace"), RAW_KEEP)) for r in rejections])
 
     def store_ratings(self, site: str, device: str, ratings: list[IncomingRating], received_at: datetime,
                       rule: AlertRule | None = None, cooldown: float = 0.0) -> StoredBatch:
@@ -126,9 +127,9 @@ class IngestStore(AlertStore):
                     elif (prev[1], prev[2]) != (m.site, m.device):
                         foreign.append((r.id, "this rating id belongs to another device"))
                     elif r.rev > prev[0]:
-                        db.execute("UPDATE ratings SET reason = ?, comment = ?, contact = ?, rev = ? "
-                                   "WHERE id = ? AND site = ? AND device_id = ?",
-                                   (r.reason, r.comment, r.contact, r.rev, r.id, m.site, m.device))
+                        db.execute("UPDATE ratings SET reason = ?, comment = ?, comment_shown = ?, contact = ?, "
+                                   "consent = ?, rev = ? WHERE id = ? AND site = ? AND device_id = ?",
+                                   (r.reason, *_comments(r), r.contact, _consent(r), r.rev, r.id, m.site, m.device))
                         known[r.id] = (r.rev, m.site, m.device)
                         updated.append(r)
                         self._follow_up_alerts(r, received_at)
@@ -147,8 +148,8 @@ class IngestStore(AlertStore):
             # the (kind, rating_id) index.
             db.executemany(
                 "INSERT INTO ratings (id, device_id, site, location, scale, value, sentiment, ts, received_at, seq, "
-                "reason, comment, contact, flags, boot_id, mono, rev, ts_device, ts_repaired) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", inserts)
+                "reason, comment, comment_shown, contact, consent, flags, boot_id, mono, rev, ts_device, ts_repaired) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", inserts)
             opened = {o.alert["rating_id"]: o for o in self._open_rating_alerts(fresh_alerts, received_at)}
             summaries = self._late_summaries(late, late_counts, received_at) if late else []
             for i, (new, updated, dup, foreign) in enumerate(per_message):
@@ -157,6 +158,17 @@ class IngestStore(AlertStore):
                     mine += summaries  # summaries span messages; reported once, with the first
                 out.append(StoredBatch(new=new, updated=updated, duplicates=dup, alerts=mine, foreign=foreign))
         return out
+
+    def rating_with_contact(self, alert_id: str, contact: str) -> str | None:
+        """The rating of this alert (or of one grouped under it) that left ``contact``; None if none does now."""
+        row = self.db.one("SELECT id FROM ratings WHERE contact = ? AND id IN (SELECT rating_id FROM alerts "
+                          "WHERE id = ? OR parent_id = ?) ORDER BY id LIMIT 1", (contact, alert_id, alert_id))
+        return str(row["id"]) if row else None
+
+    def rating_contact(self, rating_id: str) -> str | None:
+        """The contact a visitor left with this rating, while retention keeps it."""
+        row = self.db.one("SELECT contact FROM ratings WHERE id = ?", (rating_id,))
+        return str(row["contact"]) if row and row["contact"] else None
 
     def _known(self, ids: list[str]) -> dict[str, tuple[int, str, str]]:
         known: dict[str, tuple[int, str, str]] = {}
@@ -171,10 +183,10 @@ class IngestStore(AlertStore):
         """The visitor's follow-up answer (a newer rev) completes the detail of the rating's alert."""
         for row in self.db.query("SELECT id, state, detail FROM alerts WHERE rating_id = ?", (r.id,)):
             detail = json.loads(row["detail"] or "{}")
-            detail.update(reason=r.reason, comment=r.comment)
+            detail.update(reason=r.reason, comment=moderate(r.comment))
             self.db.execute("UPDATE alerts SET detail = ? WHERE id = ?", (json.dumps(detail), row["id"]))
             self.audit(row["id"], "visitor", "follow-up", row["state"], row["state"], at,
-                       {"rev": r.rev, "reason": r.reason, "comment": r.comment})
+                       {"rev": r.rev, "reason": r.reason, "comment": moderate(r.comment)})
 
     def _open_rating_alerts(self, candidates: list[tuple[Candidate, float]], now: datetime) -> list[Opened]:
         """Per-rating alerts in bulk: what :meth:`open_alert` does for one candidate with a ``rating_id``
@@ -283,8 +295,18 @@ class IngestStore(AlertStore):
 
 def _row(r: IncomingRating, site: str, device: str, at: str) -> tuple[Any, ...]:
     return (r.id, device, site, r.location, r.scale, r.value, r.sentiment, utc_iso(r.ts), at, r.seq, r.reason,
-            r.comment, r.contact, json.dumps(list(r.flags)) if r.flags else None, r.boot_id, r.mono, r.rev,
-            utc_iso(r.ts_device or r.ts), 1 if r.ts_device else 0)
+            *_comments(r), r.contact, _consent(r), json.dumps(list(r.flags)) if r.flags else None, r.boot_id, r.mono,
+            r.rev, utc_iso(r.ts_device or r.ts), 1 if r.ts_device else 0)
+
+
+def _comments(r: IncomingRating) -> tuple[str | None, str | None]:
+    """(the comment as typed, for admins; the masked one, for everything else)."""
+    original = r.comment_original if r.comment_original is not None else r.comment
+    return original, moderate(original)
+
+
+def _consent(r: IncomingRating) -> str | None:
+    return json.dumps(r.consent) if r.contact and r.consent else None
 
 
 def _empty_counts() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from central.moderation import moderate
 from central.records import Alert
 from central.store import parse_time
 from smileloop_core.i18n import N_, SOURCE_LANGUAGE, available_languages, translations
@@ -183,7 +184,7 @@ class Texts:
         if d.get("reason"):
             lines.append(_("Reason: {reason}").format(reason=self.reason(d["reason"])))
         if d.get("comment"):
-            lines.append(_("Comment: {comment}").format(comment=d["comment"]))
+            lines.append(_("Comment: {comment}").format(comment=moderate(str(d["comment"]))))
         if d.get("rating_ts"):
             lines.append(_("At: {time}").format(time=self.when(d["rating_ts"])))
         return lines

@@ -12,12 +12,13 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
+from device import consent as consents
 from device.config import DeviceConfig
 from device.doorbell import Bell
 from device.store import DeviceStore
 from smileloop_core.clock import Clock, SystemClock
 from smileloop_core.errors import InvalidRating
-from smileloop_core.model import Rating
+from smileloop_core.model import Consent, Rating
 from smileloop_core.scales import get_scale
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,14 @@ def _clean_text(text: str | None, limit: int, what: str) -> str | None:
     if len(cleaned) > limit:
         raise InvalidRating(f"{what} is {len(cleaned)} characters; at most {limit}")
     return cleaned or None
+
+
+def _check_consent(contact: str | None, consent: Consent | None) -> Consent | None:
+    """A contact is stored only with the visitor's consent (which text, which language, when); consent alone is
+    nothing to keep."""
+    if contact and consent is None:
+        raise InvalidRating("a contact needs the visitor's consent (the consent text's version, language and time)")
+    return consent if contact else None
 
 
 class Recorder:
@@ -64,12 +73,14 @@ class Recorder:
         self._listeners.append(listener)
 
     def record(self, value: object, *, reason: str | None = None, comment: str | None = None,
-               contact: str | None = None, age: float = 0.0, test: bool = False) -> Rating:
+               contact: str | None = None, consent: Consent | None = None, age: float = 0.0,
+               test: bool = False) -> Rating:
         """Store one tap; raises :class:`InvalidRating` (nothing stored) or :class:`StoreError`.
 
         ``age``: seconds since the tap really happened, for inputs that held it a while (a button panel
         whose host was down); its time and monotonic reading are set back by that much. ``test``: a staff
-        member checking the path; flagged, so central keeps it out of alerts and patterns.
+        member checking the path; flagged, so central keeps it out of alerts and patterns. ``contact`` needs
+        ``consent``: what the visitor agreed to, sent beside it.
         """
         if not 0 <= age < 7 * 86400:
             raise InvalidRating(f"age {age!r} must be 0 or more seconds and under a week")
@@ -77,6 +88,7 @@ class Recorder:
         self._check_reason(reason)
         comment = _clean_text(comment, MAX_COMMENT, "comment")
         contact = _clean_text(contact, MAX_CONTACT, "contact")
+        consent = _check_consent(contact, consent)
         boot, mono = self.clock.boot_id(), self.clock.monotonic() - age
         flags: tuple[str, ...] = (TEST,) if test else ()
         if not test and self._last is not None and self._last[0] == boot and \
@@ -86,14 +98,14 @@ class Recorder:
         rating = self.store.add(lambda seq: Rating(
             id=str(uuid.uuid4()), seq=seq, ts=now, scale=self.scale.name, value=checked,
             location=self.config.location, sentiment=self.scale.sentiment(checked), boot_id=boot, mono=mono,
-            reason=reason, comment=comment, contact=contact, flags=flags))
+            reason=reason, comment=comment, contact=contact, flags=flags, consent=consent))
         if not test:
             self._last = (boot, mono)
         self._notify(rating)
         return rating
 
     def amend(self, rating_id: str, *, reason: str | None = None, comment: str | None = None,
-              contact: str | None = None) -> Rating:
+              contact: str | None = None, consent: Consent | None = None) -> Rating:
         """Attach the visitor's follow-up answer to the tap already stored (the first tap always counts)."""
         self._check_reason(reason)
         fields: dict[str, str | None] = {}
@@ -103,6 +115,7 @@ class Recorder:
             fields["comment"] = _clean_text(comment, MAX_COMMENT, "comment")
         if contact is not None:
             fields["contact"] = _clean_text(contact, MAX_CONTACT, "contact")
+            fields["consent"] = consents.dump(_check_consent(fields["contact"], consent))
         rating = self.store.amend(rating_id, **fields)
         self._notify(rating)
         return rating

@@ -6,9 +6,8 @@ reason). ``sent`` rows go back to ``queued`` when no receipt comes in time, and 
 restarts. Only receipts count. Taps are written with ``synchronous=FULL`` so a tap the visitor saw acknowledged
 survives a power cut; the queued rows are found through a partial index, never a scan of delivered rows.
 
-Disk bounds: only delivered (or rejected) rows are ever deleted — after the retention period, or oldest
-first when space runs low. A queued or sent rating is never dropped: when nothing is left to prune, the
-tap fails loudly (:class:`StoreError`) instead of being lost quietly.
+Disk bounds: only delivered (or rejected) rows are ever deleted — after the retention period, or oldest first
+when space runs low; a queued or sent rating never is (the tap fails loudly with :class:`StoreError` instead).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from device.consent import CONSENT_COLUMN, CONTACT_KEEP, FORGET_CONTACTS, dump, load
 from device.errors import StoreError
 from device.lockout import PIN_LOCKOUT_TABLE
 from smileloop_core.clock import Clock, SystemClock, parse_utc, utc_iso
@@ -39,8 +39,7 @@ _NEXT_SEQ = ("SELECT MAX(COALESCE((SELECT MAX(seq) FROM ratings), 0), "
 _KEEP_SEQ_FLOOR = ("UPDATE meta SET value = MAX(CAST(value AS INTEGER), (SELECT COALESCE(MAX(seq), 0) FROM ratings)) "
                    "WHERE key = 'seq'")
 _PLENTY = 256 * 1024 * 1024  # bytes of room above which the free-space check is reused for a second
-
-_COLUMNS = "id, seq, ts, scale, value, location, sentiment, boot_id, mono, reason, comment, contact, flags, rev"
+_COLUMNS = "id,seq,ts,scale,value,location,sentiment,boot_id,mono,reason,comment,contact,flags,rev,consent"
 
 MIGRATIONS: list[Migration] = [
     ("001_ratings", """
@@ -79,6 +78,7 @@ MIGRATIONS: list[Migration] = [
         CREATE TABLE agent_status (key TEXT PRIMARY KEY, body TEXT NOT NULL, updated_at TEXT NOT NULL);
     """),
     ("004_pin_lockout", PIN_LOCKOUT_TABLE),  # wrong staff PINs and their lockout, so a restart forgets neither
+    ("005_consent", CONSENT_COLUMN),  # what a visitor leaving contact details agreed to (JSON), sent beside it
 ]
 
 
@@ -197,18 +197,18 @@ class DeviceStore:
             seq = int(c.execute(_NEXT_SEQ).fetchone()[0])
             rating = make(seq)
             c.execute(
-                f"INSERT INTO ratings ({_COLUMNS}, priority) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO ratings ({_COLUMNS}, priority) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (rating.id, rating.seq, utc_iso(rating.ts), rating.scale, rating.value, rating.location,
                  rating.sentiment, rating.boot_id, rating.mono, rating.reason, rating.comment,
                  rating.contact, json.dumps(list(rating.flags)) if rating.flags else None, rating.rev,
-                 1 if rating.sentiment == "negative" else 0))
+                 dump(rating.consent), 1 if rating.sentiment == "negative" else 0))
         return rating
 
     def amend(self, rating_id: str, **fields: str | None) -> Rating:
-        """Add the follow-up (reason, comment, contact) to a stored rating; it is queued again with a new rev."""
-        bad = set(fields) - {"reason", "comment", "contact"}
+        """Add the follow-up (reason, comment, contact, consent as JSON) to a rating; it is queued again, rev + 1."""
+        bad = set(fields) - {"reason", "comment", "contact", "consent"}
         if bad:
-            raise ValueError(f"cannot amend {', '.join(sorted(bad))}; only comment, contact, reason")
+            raise ValueError(f"cannot amend {', '.join(sorted(bad))}; only comment, contact, consent, reason")
         if not fields:
             return self.get(rating_id)
         sets = ", ".join(f"{k} = ?" for k in fields)
@@ -248,8 +248,8 @@ class DeviceStore:
 
     def backlog(self) -> Backlog:
         with self._read("could not count the backlog") as c:
-            q = c.execute("SELECT count(*) FROM ratings WHERE state = 0").fetchone()[0]
-            s = c.execute("SELECT count(*) FROM ratings WHERE state = 1").fetchone()[0]
+            q, s = c.execute("SELECT count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state = 1) "
+                             "FROM ratings WHERE state <= 1").fetchone()
             oldest = c.execute(
                 "SELECT min(ts) FROM (SELECT (SELECT ts FROM ratings WHERE state = 0 ORDER BY seq LIMIT 1) AS ts "
                 "UNION ALL SELECT (SELECT ts FROM ratings WHERE state = 1 ORDER BY seq LIMIT 1))").fetchone()[0]
@@ -285,13 +285,13 @@ class DeviceStore:
     def requeue(self, ids: Iterable[str] | None = None) -> int:
         """Send again: the given ``sent`` ratings (no receipt in time), or all of them (agent start)."""
         if ids is None:
-            with self._write("could not requeue") as c:
-                return int(c.execute("UPDATE ratings SET state = 0 WHERE state = 1").rowcount)
+            return self._update_many("UPDATE ratings SET state = 0 WHERE state = 1", [()])
         return self._update_many("UPDATE ratings SET state = 0 WHERE id = ? AND state = 1", [(i,) for i in ids])
 
     def prune(self, before: datetime, limit: int = 10_000) -> int:
-        """Delete delivered/rejected ratings older than ``before``; never a queued or sent one."""
+        """Delete delivered/rejected ratings older than ``before`` (never queued or sent); forget older contacts."""
         with self._write("could not prune") as c:
+            c.execute(FORGET_CONTACTS, (utc_iso(self._clock.now() - CONTACT_KEEP),))
             c.execute(_KEEP_SEQ_FLOOR)
             return int(c.execute(
                 "DELETE FROM ratings WHERE rowid IN (SELECT rowid FROM ratings WHERE state >= 2 "
@@ -394,7 +394,7 @@ def _is_full(error: BaseException | None) -> bool:
 
 
 def _rating(row: Sequence[Any]) -> Rating:
-    rid, seq, ts, scale, value, location, sentiment, boot_id, mono, reason, comment, contact, flags, rev = row
+    rid, seq, ts, scale, value, location, sentiment, boot_id, mono, reason, comment, contact, flags, rev, consent = row
     return Rating(id=rid, seq=seq, ts=parse_utc(ts), scale=scale, value=value, location=location, sentiment=sentiment,
                   boot_id=boot_id, mono=mono, reason=reason, comment=comment, contact=contact,
-                  flags=tuple(json.loads(flags)) if flags else (), rev=rev)
+                  flags=tuple(json.loads(flags)) if flags else (), rev=rev, consent=load(consent))

@@ -15,8 +15,10 @@ import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from device import MAX_COMMENT, MAX_CONTACT, DeviceConfig, DeviceStore, Recorder, StoreError
+from kiosk_ui.consent import consent
 from kiosk_ui.i18n import N_, SOURCE_LANGUAGE, translations
 from kiosk_ui.staff import PinResult, StaffGate, wait_text
 from kiosk_ui.status import StatusLine, staff_status
@@ -204,7 +206,9 @@ class KioskFlow:
             self.field = "contact"
             self._changed("text")
             return
-        fields = {k: v for k, v in (("comment", self.comment.strip()), ("contact", contact)) if v}
+        fields: dict[str, Any] = {k: v for k, v in (("comment", self.comment.strip()), ("contact", contact)) if v}
+        if contact:
+            fields["consent"] = consent(self.lang, self.clock.now())  # the sentence they read, agreed on sending
         if fields and not self._amend(**fields):
             return
         self._go(Step.THANKS)
@@ -359,7 +363,7 @@ class KioskFlow:
         if self._rotate_timer.due() and self.outcomes.rotate():
             self._changed("outcome")
 
-    def _amend(self, **fields: str) -> bool:
+    def _amend(self, **fields: Any) -> bool:
         assert self.recorder is not None and self.rating is not None
         try:
             self.rating = self.recorder.amend(self.rating.id, **fields)

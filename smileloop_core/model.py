@@ -11,6 +11,19 @@ from smileloop_core.scales import Sentiment
 
 
 @dataclass(frozen=True)
+class Consent:
+    """What a visitor agreed to when leaving contact details: the version id of the consent text they were shown,
+    its language, and when (docs/PROTOCOL.md, ``ratings[].consent``)."""
+
+    text: str
+    lang: str
+    ts: datetime
+
+    def to_wire(self) -> dict[str, str]:
+        return {"text": self.text, "lang": self.lang, "ts": utc_iso(self.ts)}
+
+
+@dataclass(frozen=True)
 class Rating:
     """One tap. ``id`` makes redelivery harmless; ``seq`` lets central spot gaps; ``boot_id`` + ``mono``
     let central repair ``ts`` when the device's wall clock was wrong."""
@@ -29,6 +42,7 @@ class Rating:
     contact: str | None = None
     flags: tuple[str, ...] = field(default_factory=tuple)
     rev: int = 0
+    consent: Consent | None = None  # required with ``contact``: central drops a contact that comes without it
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {
@@ -48,6 +62,8 @@ class Rating:
             wire["comment"] = self.comment
         if self.contact:
             wire["contact"] = self.contact
+            if self.consent is not None:
+                wire["consent"] = self.consent.to_wire()
         if self.flags:
             wire["flags"] = list(self.flags)
         return wire
