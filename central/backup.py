@@ -47,6 +47,7 @@ def backup_central(target: str | Path, out: Path, *, schema: str | None = None) 
     if is_postgres_url(target):
         args = ["--format=custom", "--no-owner", f"--file={out}"] + ([f"--schema={schema}"] if schema else [])
         _run_pg("pg_dump", str(target), args)
+        out.chmod(0o600)
         return BackupResult("postgresql", str(out), "ok", out.stat().st_size)
     if not Path(target).is_file():
         raise BackupError(f"no central store at {target}")
@@ -57,6 +58,7 @@ def backup_central(target: str | Path, out: Path, *, schema: str | None = None) 
         raise BackupError(f"could not back up {target}: {e}") from None
     if check != "ok":
         raise BackupError(f"the copy {out} fails its integrity check: {check}")
+    out.chmod(0o600)
     return BackupResult("sqlite", str(out), check, out.stat().st_size)
 
 
@@ -90,6 +92,7 @@ def backup_device(store_path: Path, out: Path) -> BackupResult:
     check = backup_store(store_path, out)
     if check != "ok":
         raise BackupError(f"the copy {out} fails its integrity check: {check}")
+    out.chmod(0o600)
     return BackupResult("device", str(out), check, out.stat().st_size)
 
 
