@@ -1,9 +1,10 @@
 """The SQL of data subject requests (docs/PRIVACY.md).
 
-Where a visitor's address (or what they wrote) can be in central's store: ``ratings.contact`` and
-``ratings.comment``; ``alerts.detail`` (the comment, JSON); ``alert_audit.note`` (their follow-up answers);
-``deliveries.url``, ``payload`` and ``last_error`` (the follow-up sent to them, a digest quoting them);
-``delivery_attempts.error``; ``rejected.raw`` (a refused message, as received).
+Where a visitor's address (or what they wrote) can be in central's store: ``ratings.contact`` (with its
+``consent``), ``ratings.comment`` and ``comment_shown``; ``alerts.detail`` (the comment, JSON);
+``alert_audit.note`` (their follow-up answers); ``deliveries.url``, ``payload`` and ``last_error`` (the
+follow-up sent to them, a digest quoting them); ``delivery_attempts.error``; ``rejected.raw`` (a refused
+message, as received).
 
 :meth:`PrivacyStore.holdings` finds every such row; :meth:`PrivacyStore.erase` scrubs them all in one
 transaction, with its audit row and one erase request per device that sent the ratings. The audit names the
@@ -28,7 +29,8 @@ from smileloop_core.clock import utc_iso
 PLACES = ("ratings", "alerts", "alert_audit", "deliveries", "delivery_attempts", "rejected")
 ERASED = "[erased]"
 _PERSONAL = ("contact", "comment")
-_RATING_COLUMNS = ("id, site, device_id, location, scale, value, ts, received_at, reason, comment, contact, rev")
+_RATING_COLUMNS = ("id, site, device_id, location, scale, value, ts, received_at, reason, comment, comment_shown, "
+                   "contact, consent, rev")
 _MIN_SCRUB = 4  # a comment shorter than this is not searched for elsewhere ("ok" would match everything)
 
 
@@ -113,13 +115,14 @@ class PrivacyStore:
         if subject.contact is not None:
             patterns = variants(subject.contact)
             like, params = _like("comment", patterns)
-            ratings = db.query(f"SELECT {_RATING_COLUMNS} FROM ratings WHERE lower(contact) = ? OR {like} "
-                               "ORDER BY received_at, id", (patterns[0], *params))
+            shown, more = _like("comment_shown", patterns)
+            ratings = db.query(f"SELECT {_RATING_COLUMNS} FROM ratings WHERE lower(contact) = ? OR {like} OR {shown} "
+                               "ORDER BY received_at, id", (patterns[0], *params, *more))
         else:
             ratings = db.query(f"SELECT {_RATING_COLUMNS} FROM ratings WHERE id = ?", (subject.rating_id,))
             patterns = [p for r in ratings for p in variants(r["contact"])]
-        scrub = list(dict.fromkeys([*patterns, *(c.strip().lower() for r in ratings
-                                                 if len((c := r["comment"] or "").strip()) >= _MIN_SCRUB)]))
+        texts = [(r[key] or "").strip().lower() for r in ratings for key in ("comment", "comment_shown")]
+        scrub = list(dict.fromkeys([*patterns, *(t for t in texts if len(t) >= _MIN_SCRUB)]))
         ids = [r["id"] for r in ratings]
         rejected_ids = [subject.rating_id] if subject.rating_id and not ids else ids
         alerts = self._where("SELECT id, kind, site, location, rating_id, state, opened_at, detail FROM alerts",
@@ -167,7 +170,8 @@ class PrivacyStore:
         places = held.places
         db = self.db
         with self.store.transaction():
-            db.executemany("UPDATE ratings SET contact = NULL, comment = NULL WHERE id = ?", [(i,) for i in ids])
+            db.executemany("UPDATE ratings SET contact = NULL, consent = NULL, comment = NULL, comment_shown = NULL "
+                           "WHERE id = ?", [(i,) for i in ids])
             db.executemany("UPDATE alerts SET detail = ? WHERE id = ?",
                            [(scrub_json(a["detail"], pats, drop=a["rating_id"] in ids), a["id"])
                             for a in places["alerts"]])
