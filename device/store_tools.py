@@ -17,8 +17,8 @@ from smileloop_core.sqlite import connect, copy_database, transaction
 
 
 def erase_details(path: str | Path, rating_ids: Sequence[str]) -> int:
-    """Empty ``contact`` and ``comment`` of these ratings (those the device still holds; its outbox state and
-    rev are left alone); how many held either. Erasing twice erases nothing more."""
+    """Empty ``contact`` (and its ``consent``) and ``comment`` of these ratings (those the device still holds;
+    their outbox state and rev are left alone); how many held either. Erasing twice erases nothing more."""
     ids = list(dict.fromkeys(rating_ids))
     if not ids:
         return 0
@@ -31,7 +31,7 @@ def erase_details(path: str | Path, rating_ids: Sequence[str]) -> int:
             n = 0
             for i in range(0, len(ids), 500):
                 chunk = ids[i:i + 500]
-                n += conn.execute(f"UPDATE ratings SET contact = NULL, comment = NULL WHERE id IN "
+                n += conn.execute(f"UPDATE ratings SET contact = NULL, consent = NULL, comment = NULL WHERE id IN "
                                   f"({','.join('?' * len(chunk))}) AND (contact IS NOT NULL OR comment IS NOT NULL)",
                                   chunk).rowcount
             return n
