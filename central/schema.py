@@ -113,22 +113,6 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "UPDATE deliveries SET url = 'followup:redacted:' || id, state = CASE WHEN state = 'pending' THEN 'failed' "
         "ELSE state END WHERE purpose = 'followup'",
     ]),
-    ("006_privacy_retention", [
-        # What a visitor agreed to beside a contact ({"text", "lang", "ts"}), and the comment as screens may show
-        # it (masked, central/moderation.py); ``comment`` keeps the original for admins until retention clears it.
-        "ALTER TABLE ratings ADD COLUMN consent TEXT",
-        "ALTER TABLE ratings ADD COLUMN comment_shown TEXT",
-        # The retention purge (central/retention.py) finds its rows by age without scanning the ratings.
-        "CREATE INDEX ratings_contact_age ON ratings(received_at) WHERE contact IS NOT NULL",
-        "CREATE INDEX ratings_comment_age ON ratings(received_at) WHERE comment IS NOT NULL",
-        "CREATE INDEX rejected_age ON rejected(received_at)",
-        "CREATE INDEX deliveries_age ON deliveries(created_at)",
-        "CREATE INDEX alert_audit_age ON alert_audit(at)",
-        # A follow-up delivery no longer holds the visitor's address (it is looked up when sending): older rows
-        # lose it now, and those still pending are not sent.
-        "UPDATE deliveries SET url = 'followup:redacted:' || id, state = CASE WHEN state = 'pending' THEN 'failed' "
-        "ELSE state END WHERE purpose = 'followup'",
-    ]),
     ("007_privacy_requests", [
         # Every data subject request answered (export, erase): who, what, when — the subject as a hash of the
         # address (or a rating id), never the address itself (docs/PRIVACY.md).

@@ -31,7 +31,8 @@ ROLE_RULES: dict[str, list[tuple[str, str]]] = {
     CENTRAL: [("read", topics.ALL_RATINGS), ("read", topics.ALL_STATUS),
               ("read", f"$share/+/{topics.ALL_RATINGS}"),
               ("write", f"{topics.PREFIX}/+/+/ack"), ("write", f"{topics.PREFIX}/+/+/config"),
-              ("write", f"{topics.PREFIX}/+/alerts"), ("write", f"{topics.PREFIX}/+/outcomes/+")],
+              ("write", f"{topics.PREFIX}/+/alerts"), ("write", f"{topics.PREFIX}/+/outcomes/+"),
+              ("write", f"{topics.PREFIX}/+/+/erase")],
     # The claim responder staff run: answers claim requests, reads statuses for "last seen".
     PROVISIONER: [("read", f"{CLAIM_PREFIX}/{CLAIM}/+/request"), ("write", f"{CLAIM_PREFIX}/{CLAIM}/+/reply"),
                   ("read", topics.ALL_STATUS)],
@@ -59,12 +60,12 @@ def _checked(name: str, what: str) -> str:
 
 
 def device_rules(device: Device) -> list[tuple[str, str]]:
-    """What one device may do: publish its ratings and status (its will too), read its receipts, config and
-    its location's outcomes."""
+    """What one device may do: publish its ratings and status (its will too), read its receipts, config,
+    erase requests and its location's outcomes."""
     site, dev = device.site, device.device_id
     return [("write", topics.ratings(site, dev)), ("write", topics.status(site, dev)),
             ("read", topics.ack(site, dev)), ("read", topics.config(site, dev)),
-            ("read", topics.outcomes(site, device.location))]
+            ("read", topics.erase(site, dev)), ("read", topics.outcomes(site, device.location))]
 
 
 def render_acl(accounts: Mapping[str, str], devices: Iterable[Device]) -> str:

@@ -105,7 +105,7 @@ def test_acl_names_exactly_the_devices_own_topics(inventory: Inventory) -> None:
     block = render_acl({}, inventory.devices()).split("user k1\n")[1].strip().splitlines()
     assert block == ["topic write smileloop/v1/s1/k1/ratings", "topic write smileloop/v1/s1/k1/status",
                      "topic read smileloop/v1/s1/k1/ack", "topic read smileloop/v1/s1/k1/config",
-                     "topic read smileloop/v1/s1/outcomes/door"]
+                     "topic read smileloop/v1/s1/k1/erase", "topic read smileloop/v1/s1/outcomes/door"]
 
 
 def test_a_received_bundle_cannot_write_outside_its_folder(tmp_path: Path) -> None:
