@@ -18,9 +18,10 @@ import click
 
 from central.cli_alerts import alerts
 from central.cli_options import checked_org, db_options, db_options_creating, echo_json, json_option, load_toml, org_of
-from central.cli_org import org
+from central.cli_org import by_option, org
 from central.errors import RuleError
 from central.notify import check_url
+from central.org_admin import OrgAdmin
 from central.rulebook import COMMON, RULES, RuleBook, coerce, validate_rules
 from central.service import CentralService
 from central.store import CentralStore
@@ -147,10 +148,11 @@ def rules_list(store: CentralStore, as_json: bool, site: str | None, location: s
 @rules_cmd.command("set")
 @db_options_creating
 @json_option
+@by_option
 @click.argument("scope")
 @click.argument("rule", metavar="RULE")
 @click.argument("settings", nargs=-1, required=True, metavar="KEY=VALUE...")
-def rules_set(store: CentralStore, as_json: bool, scope: str, rule: str, settings: tuple[str, ...]) -> None:
+def rules_set(store: CentralStore, as_json: bool, by: str, scope: str, rule: str, settings: tuple[str, ...]) -> None:
     """Change settings of one rule for a scope: default, SITE, or SITE/LOCATION.
 
     \b
@@ -169,7 +171,7 @@ def rules_set(store: CentralStore, as_json: bool, scope: str, rule: str, setting
         if key not in allowed:
             raise RuleError(f"{scope}.{rule}.{key}: unknown setting (known: {', '.join(sorted(allowed))})")
         doc.setdefault(scope, {}).setdefault(rule, {})[key] = coerce(f"{scope}.{rule}.{key}", allowed[key], value)
-    version = store.put_document("rules", validate_rules(doc), SystemClock().now())
+    version = OrgAdmin(store, by).set_rules(validate_rules(doc))
     if as_json:
         echo_json({"version": version, "scope": scope, "rule": rule, "settings": doc[scope][rule]})
         return
@@ -179,8 +181,9 @@ def rules_set(store: CentralStore, as_json: bool, scope: str, rule: str, setting
 @rules_cmd.command("load")
 @db_options_creating
 @json_option
+@by_option
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def rules_load(store: CentralStore, as_json: bool, path: Path) -> None:
+def rules_load(store: CentralStore, as_json: bool, by: str, path: Path) -> None:
     """Replace all rule settings with a TOML file (checked first).
 
     \b
@@ -188,7 +191,7 @@ def rules_load(store: CentralStore, as_json: bool, path: Path) -> None:
         smileloop rules load rules.toml
     """
     doc = validate_rules(load_toml(path))
-    version = store.put_document("rules", doc, SystemClock().now())
+    version = OrgAdmin(store, by).set_rules(doc)
     if as_json:
         echo_json({"version": version, "scopes": sorted(doc)})
         return

@@ -132,6 +132,20 @@ class OrgAdmin:
             current.update(copy.deepcopy(doc))
         return self._apply("org.load", "org", change)
 
+    def set_rules(self, doc: dict[str, Any]) -> int:
+        """The rule settings (already checked by :func:`central.rulebook.validate_rules`), audited like the org."""
+        now = self.clock.now()
+        with self.store.transaction():
+            before = self.store.document("rules")[0]
+            version = self.store.put_document("rules", doc, now)
+            self.store.org_audit(now, self.actor, "rules.set", "rules", json.dumps(before, sort_keys=True),
+                                 json.dumps(doc, sort_keys=True))
+        return version
+
+    def note(self, action: str, target: str) -> None:
+        """Record a change made elsewhere (provisioning: credentials rotated, a device replaced) in the audit."""
+        self.store.org_audit(self.clock.now(), self.actor, action, target, "", "")
+
     # --- the one way a change is made -------------------------------------------------------------
     def _apply(self, action: str, target: str, change: Callable[[dict[str, Any]], Any]) -> int:
         now = self.clock.now()

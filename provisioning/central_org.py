@@ -49,6 +49,10 @@ class CentralOrg:
     def retired(self, site: str, device: str) -> int:
         return self._admin().set_device_state(site, device, "retired")
 
+    def note(self, action: str, target: str) -> None:
+        """A change provisioning alone holds (new credentials), recorded in central's audit with who made it."""
+        self._admin().note(action, target)
+
     def sync(self, inventory: Inventory) -> dict[str, int]:
         """Every site, location and device of ``inventory`` into central's tree (idempotent): the one-time
         migration from two stores to one."""

@@ -13,6 +13,7 @@ from provisioning.broker import apply_to_broker, default_run_as, rotate_account,
 from provisioning.claims import ClaimResponder
 from provisioning.cli.common import (
     _staff_settings,
+    central_org,
     emit,
     json_option,
     pass_inventory,
@@ -91,6 +92,9 @@ def account_rotate(inventory: Inventory, username: str, as_json: bool) -> None:
         smileloop provision account rotate central
     """
     path = rotate_account(inventory, username)
+    org = central_org()
+    if org is not None:
+        org.note("account.credentials", username)
     emit(as_json, {"account": username, "password_file": str(path)},
          f"account {username}: new password in {path} (0600); the old one stops working now")
 

@@ -249,6 +249,10 @@ def device_replace(inventory: Inventory, old_id: str, device_id: str | None, out
         bundle, result = _deliver(inventory, dev.device_id, out, board, False, show_secret)
         text = _bundle_text(bundle.device, result, show_secret)
     inventory.revoke(old_id)  # only once the new one exists and its credentials went where they should
+    org = central_org()
+    if org is not None:
+        org.device(dev.site, dev.location, dev.device_id)
+        org.retired(old.site, old_id)
     apply_to_broker(inventory)
     emit(as_json, {**result, "replaced": old_id}, f"{text}\ndevice {old_id} revoked (replaced by {dev.device_id})")
 
@@ -270,6 +274,9 @@ def device_rotate(inventory: Inventory, device_id: str, out: Path | None, board:
     if not (out or board):
         raise click.UsageError("say where the new credentials go: --out DIR or --board PORT")
     bundle, data = _deliver(inventory, device_id, out, board, dry_run, show_secret)
+    org = central_org()
+    if org is not None and not dry_run:
+        org.note("device.credentials", f"{bundle.device.site}/{device_id}")
     emit(as_json, data, _bundle_text(bundle.device, data, show_secret))
 
 

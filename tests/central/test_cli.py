@@ -125,3 +125,14 @@ def test_a_command_that_reads_a_store_does_not_create_one(tmp_path, capsys):
     assert not (tmp_path / "no").exists()
     assert main(["rules", "set", "default", "burst", "taps=12", "--db", str(missing)]) == 0  # set-up creates it
     assert missing.is_file()
+
+
+def test_rule_changes_are_audited_with_who_made_them(tmp_path, capsys):
+    db = str(tmp_path / "central.db")
+    assert main(["rules", "set", "store-1", "burst", "taps=12", "--db", db, "--by", "anna"]) == 0
+    store = CentralStore(db)
+    [entry] = store.org_audit_entries()
+    assert (entry["actor"], entry["action"], entry["target"]) == ("anna", "rules.set", "rules")
+    [row] = store.query("SELECT before, after FROM org_audit")
+    assert json.loads(row["before"]) == {} and json.loads(row["after"])["store-1"]["burst"]["taps"] == 12
+    store.close()
