@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -155,7 +156,9 @@ class V5Client:
 
     def close(self) -> None:
         self.client.disconnect()
-        self.client.loop_stop()
+        # paho's network thread may clear itself between loop_stop's check and its join once disconnected
+        with contextlib.suppress(AttributeError):
+            self.client.loop_stop()
 
 
 def connect_v5(port: int, username: str | None, password: str | None, *, client_id: str = "",

@@ -14,7 +14,6 @@ import base64
 import json
 import sqlite3
 import ssl
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from provisioning.inventory import DeviceSpec, Inventory
 from smileloop.cli import cli
 from smileloop_core import topics
 from smileloop_core.clock import FakeClock
+from tests.conftest import wait_for
 from tests.provisioning.conftest import Setup, connect_v5
 
 NOT_AUTHORISED = 135
@@ -52,7 +52,7 @@ def test_what_the_inventory_stores_gets_nothing(setup: Setup, responder: ClaimRe
         stored = [v for row in db.execute("SELECT * FROM claims WHERE device_id = 'kiosk-victim'")
                   for v in dict(row).values() if isinstance(v, str) and v != "kiosk-victim"]
     profile = EnrolProfile.load(setup.dir.enrol)
-    thief = connect_v5(setup.port, "claim", profile.settings.password, client_id="thief0123")
+    thief = connect_v5(setup.port, "claim", profile.settings.password, client_id="7e1ef0123456789abcdef0123456789a")
     try:
         thief.subscribe(f"{topics.PREFIX}/_claim/#")
         for value in stored:  # as the request topic's id (the old scheme), and as the code in a request
@@ -61,8 +61,14 @@ def test_what_the_inventory_stores_gets_nothing(setup: Setup, responder: ClaimRe
                     continue
                 thief.client.publish(f"{topics.PREFIX}/_claim/{level}/request",
                                      json.dumps({"v": 1, "pub": _pub(), "code": value}), qos=1)
-        time.sleep(1.5)
-        for _, payload in thief.messages:
+        # A sentinel: a request on the thief's own topic that the responder answers (a plain refusal). Requests
+        # are answered in order, so once it is back, anything the ones before it could have leaked is here too.
+        own = f"{topics.PREFIX}/_claim/claim/7e1ef0123456789abcdef0123456789a"
+        thief.client.publish(f"{own}/request", b"sentinel", qos=1)
+        wait_for(lambda: [t for t, _ in thief.messages if t == f"{own}/reply"], 10, message="the sentinel's answer")
+        for topic, payload in thief.messages:
+            if topic == f"{own}/reply":
+                continue
             assert b"kiosk-victim" not in payload and b'"ok": true' not in payload, payload
     finally:
         thief.close()
@@ -76,15 +82,20 @@ def test_another_claimant_reading_reply_topics_learns_nothing(setup: Setup, resp
     create_device(setup.inventory, DeviceSpec(site="store-1", location="exit", device_id="kiosk-private2"))
     code = create_claim(setup.inventory, "kiosk-private2").code
     profile = EnrolProfile.load(setup.dir.enrol)
-    snoop = connect_v5(setup.port, "claim", profile.settings.password, client_id="snoop0123")
+    snoop = connect_v5(setup.port, "claim", profile.settings.password, client_id="5e00b0123456789abcdef0123456789a")
     try:
         snoop.subscribe(f"{topics.PREFIX}/_claim/#")
         snoop.subscribe("#")
         bundle = claim(profile.settings, code, responder_key=profile.responder_key, timeout=10)
         assert bundle.device.device_id == "kiosk-private2"
-        time.sleep(0.5)
-        seen = b"".join(p for _, p in snoop.messages)
-        assert b"kiosk-private2" not in seen and not [t for t, _ in snoop.messages if t.endswith("/reply")], seen
+        # A sentinel from the snoop's own request topic, answered after the kiosk's: once its answer is here, any
+        # copy of the kiosk's reply the broker would have leaked to the snoop is here too.
+        own = f"{topics.PREFIX}/_claim/claim/5e00b0123456789abcdef0123456789a"
+        snoop.client.publish(f"{own}/request", b"sentinel", qos=1)
+        wait_for(lambda: [t for t, _ in snoop.messages if t == f"{own}/reply"], 10, message="the sentinel's answer")
+        leaked = [(t, p) for t, p in snoop.messages if t != f"{own}/reply"]
+        seen = b"".join(p for _, p in leaked)
+        assert b"kiosk-private2" not in seen and not [t for t, _ in leaked if t.endswith("/reply")], seen
     finally:
         snoop.close()
 
