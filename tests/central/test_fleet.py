@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -56,17 +55,29 @@ def run(*args: object) -> Any:
 
 
 def retained(port: int, wait: float = 1.0) -> dict[str, bytes]:
-    """Every retained message under smileloop/v1/ the broker holds (read for ``wait`` seconds)."""
+    """Every retained message under smileloop/v1/ the broker holds. The broker sends them right after the
+    subscription; a sentinel this client then publishes to itself arrives after them (one connection, in
+    order), so its arrival — not a sleep — says they are all here. ``wait`` bounds that."""
     got: dict[str, bytes] = {}
-    ready = threading.Event()
+    subscribed, done = threading.Event(), threading.Event()
+    sentinel = f"{topics.PREFIX}/_test/{uuid.uuid4().hex}"
+
+    def on_message(_c: Any, _u: Any, m: Any) -> None:
+        if m.topic == sentinel:
+            done.set()
+        elif m.retain:
+            got[m.topic] = m.payload
+
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"look-{uuid.uuid4().hex[:6]}")
-    client.on_connect = lambda c, *_: (c.subscribe(f"{topics.PREFIX}/#", qos=1), ready.set())
-    client.on_message = lambda _c, _u, m: got.__setitem__(m.topic, m.payload) if m.retain else None
+    client.on_connect = lambda c, *_: c.subscribe([(f"{topics.PREFIX}/#", 1)])
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.on_message = on_message
     client.connect("127.0.0.1", port)
     client.loop_start()
     try:
-        assert ready.wait(5)
-        time.sleep(wait)
+        assert subscribed.wait(5)
+        client.publish(sentinel, b"end", qos=1)
+        assert done.wait(max(wait, 5.0)), "the sentinel did not come back"
     finally:
         client.disconnect()
         client.loop_stop()
