@@ -27,7 +27,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BrokerConfig:
+    """``url`` is the first of ``urls``: the agent tries them in order, moving on when one fails, and comes
+    back round (the same credentials and CA for every one)."""
+
     url: str = "mqtt://127.0.0.1:1883"
+    urls: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.urls:  # built with ``url`` alone: that one broker
+            object.__setattr__(self, "urls", (self.url,))
     username: str | None = None
     password_file: Path | None = None
     ca_file: Path | None = None
@@ -176,12 +184,11 @@ def parse_config(data: dict[str, Any], path: str = "<config>", base: Path | None
 
     survey = _survey(r)
 
-    b = r.section("broker", {"url", "username", "password_file", "ca_file", "cert_file", "key_file"})
-    url = r.get(b, "broker", "url", str, BrokerConfig().url)
-    if not re.match(r"^mqtts?://[^/]+", url):
-        raise ConfigError(path, "broker.url", f"{url!r} must start with mqtt:// or mqtts:// and name a host")
+    b = r.section("broker", {"url", "urls", "username", "password_file", "ca_file", "cert_file", "key_file"})
+    urls = _broker_urls(r, b)
     broker = BrokerConfig(
-        url=url,
+        url=urls[0],
+        urls=urls,
         username=r.get(b, "broker", "username", str) or None,
         password_file=r.file(b, "broker", "password_file"),
         ca_file=r.file(b, "broker", "ca_file"),
@@ -211,6 +218,23 @@ def parse_config(data: dict[str, Any], path: str = "<config>", base: Path | None
                         storage=storage, sync=sync, hours=hours, staff=staff,
                         source=Path(path) if path != "<config>" else None, version=version)
 
+
+def _broker_urls(r: _Reader, b: dict[str, Any]) -> tuple[str, ...]:
+    """``url = "…"`` (one broker) or ``urls = ["…", "…"]`` (failover, tried in order); not both."""
+    if "url" in b and "urls" in b:
+        raise ConfigError(r.path, "broker.urls", "give either url or urls, not both")
+    if "urls" in b:
+        key, urls = "broker.urls", r.strings(b, "broker", "urls", ())
+        if not urls:
+            raise ConfigError(r.path, key, "must name at least one broker URL")
+    else:
+        key, urls = "broker.url", (r.get(b, "broker", "url", str, BrokerConfig().url),)
+    for url in urls:
+        if not re.match(r"^mqtts?://[^/]+", url):
+            raise ConfigError(r.path, key, f"{url!r} must start with mqtt:// or mqtts:// and name a host")
+    if len(set(urls)) != len(urls):
+        raise ConfigError(r.path, key, "names the same URL twice")
+    return tuple(urls)
 
 
 # --- the tables central may push: one parser each, for the file and for a push alike ---------------------------

@@ -4,6 +4,10 @@ The owner calls ``ensure()`` then ``step()`` in its loop; paho's callbacks run i
 that same thread. A fresh paho client is made per connection attempt, so no stale in-memory session
 (paho's queued publishes) survives a disconnect: the owner's outbox decides what goes again.
 User callbacks are wrapped so one exception never kills the loop.
+
+Failover: given several brokers, a connection that cannot connect, or loses its connection, moves to the next
+one (after the jittered backoff when the attempt failed) and comes back round to the first; it stays where it
+connected. One broker means exactly the old behaviour.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import logging
 import select
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -31,11 +35,15 @@ class ConnectFailed(ConnectionError):
 
 
 class Connection:
-    def __init__(self, settings: BrokerSettings, client_id: str, *, backoff: Backoff,
+    def __init__(self, settings: BrokerSettings | Sequence[BrokerSettings], client_id: str, *, backoff: Backoff,
                  on_connect: OnConnect, on_message: OnMessage, on_publish: OnPublish | None = None,
                  will: tuple[str, bytes] | None = None, clean_start: bool = True,
                  session_expiry: int | None = None, manual_ack: bool = False, name: str = "mqtt") -> None:
-        self.settings = settings
+        self.candidates: tuple[BrokerSettings, ...] = (
+            (settings,) if isinstance(settings, BrokerSettings) else tuple(settings))
+        if not self.candidates:
+            raise ValueError("a connection needs at least one broker")
+        self.current = 0  # index into candidates of the broker in use (or tried next)
         self.client_id = client_id
         self.backoff = backoff
         self._on_connect_cb = on_connect
@@ -53,25 +61,40 @@ class Connection:
         self.last_error: str | None = None
         self._connack_error: str | None = None
 
+    @property
+    def settings(self) -> BrokerSettings:
+        """The broker in use, or the one the next attempt goes to."""
+        return self.candidates[self.current]
+
     def ensure(self, stop: threading.Event, deadline: float | None = None) -> bool:
-        """Connected now → True. Otherwise one attempt; on failure wait a jittered backoff, return False."""
+        """Connected now → True. Otherwise one attempt; on failure wait a jittered backoff, return False.
+
+        A connection that was lost first moves on to the next broker (with several); so does a failed attempt.
+        """
         if self.client is not None and self.connected:
             return True
         if self.client is not None:
             self.close()
+            self._next_broker()
         try:
             self._connect()
             self.backoff.reset()
             return True
         except (OSError, ConnectFailed) as e:
+            self.close()  # a TCP failure leaves the half-made client behind
             delay = self.backoff.next_delay()
             if deadline is not None:
                 delay = max(0.0, min(delay, deadline - time.monotonic()))
             self.last_error = str(e) or type(e).__name__
-            log.warning("%s: broker %s unreachable (%s); retrying in %.1fs", self.name,
-                        self.settings.redacted(), self.last_error, delay)
+            failed = self.settings.redacted()
+            self._next_broker()
+            log.warning("%s: broker %s unreachable (%s); trying %s in %.1fs", self.name, failed,
+                        self.last_error, self.settings.redacted(), delay)
             stop.wait(delay)
             return False
+
+    def _next_broker(self) -> None:
+        self.current = (self.current + 1) % len(self.candidates)
 
     def _connect(self) -> None:
         client = make_client(self.settings, self.client_id, manual_ack=self.manual_ack, will=self.will)

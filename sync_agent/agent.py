@@ -59,6 +59,13 @@ class _AgentConnection(Connection):
         super()._on_connect(client, userdata, flags, reason_code, properties)
 
 
+def broker_settings(config: DeviceConfig) -> list[BrokerSettings]:
+    """One :class:`BrokerSettings` per URL of ``[broker] urls``, in order, each with the device's credentials."""
+    b = config.broker
+    return [BrokerSettings.from_url(url, username=b.username, ca_file=b.ca_file, cert_file=b.cert_file,
+                                    key_file=b.key_file).with_password_file(b.password_file) for url in b.urls]
+
+
 class SyncAgent:
     """Deliver one device's outbox.
 
@@ -74,10 +81,7 @@ class SyncAgent:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.store = store or DeviceStore(config.storage.path, synchronous="NORMAL", clock=self.clock)
-        self.settings = settings or BrokerSettings.from_url(
-            config.broker.url, username=config.broker.username, ca_file=config.broker.ca_file,
-            cert_file=config.broker.cert_file, key_file=config.broker.key_file,
-        ).with_password_file(config.broker.password_file)
+        brokers = [settings] if settings is not None else broker_settings(config)
         sync = config.sync
         self.backoff = Backoff(sync.reconnect_min, sync.reconnect_max, rng)
         self.status = SyncStatus(config_version=config.version, batch_size=sync.batch_size)
@@ -91,7 +95,7 @@ class SyncAgent:
         self.topic_erase = topics.erase(site, dev)
         self.topic_outcomes = topics.outcomes(site, config.location)
         will = json.dumps({"v": 1, "state": "offline", "device": dev, "site": site}).encode()
-        self.conn = _AgentConnection(self.settings, f"dev-{dev}", backoff=self.backoff, on_connect=self._on_connect,
+        self.conn = _AgentConnection(brokers, f"dev-{dev}", backoff=self.backoff, on_connect=self._on_connect,
                                      on_message=self._on_message, on_publish=self._on_publish,
                                      will=(self.topic_status, will), name=f"sync {dev}")
         self.pump = Pump(self.store, sync, self.clock, backoff=self.backoff, device_id=dev, site=site,
@@ -101,6 +105,11 @@ class SyncAgent:
         self.heartbeat = Heartbeat(self.status, self.store, self.clock)
         self._wake = threading.Event()
         self._bell: BellListener | None = None  # while running: the Recorder rings it after each durable tap
+
+    @property
+    def settings(self) -> BrokerSettings:
+        """The broker in use (or tried next): with several in ``[broker] urls``, it moves on when one fails."""
+        return self.conn.settings
 
     @property
     def batch(self) -> AdaptiveBatch:
@@ -173,7 +182,8 @@ class SyncAgent:
         error = self.status.last_error
         if not self.conn.ever_connected:
             return BrokerUnreachable(
-                f"could not reach the broker at {self.settings.redacted()} within {timeout:g}s"
+                f"could not reach the broker at {', '.join(b.redacted() for b in self.conn.candidates)}"
+                f" within {timeout:g}s"
                 f" ({error or 'no answer'}); {undelivered} ratings stay queued")
         return DeliveryTimeout(f"{undelivered} ratings not yet receipted by central after {timeout:g}s"
                                f"{'; last error: ' + error if error else ''}")
