@@ -21,12 +21,17 @@ from provisioning.cli.common import (
     provision,
 )
 from provisioning.inventory import Inventory
+from provisioning.nats import parse_node, write_nats_setup
 
 
 @provision.command("broker-config")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for mosquitto.conf, passwd, acl, CA and certificates.")
-@click.option("--port", required=True, type=int, help="Plain MQTT listener (keep it on loopback in production).")
+              help="Folder for mosquitto.conf, passwd, acl, CA and certificates (or the NATS nodes' configs).")
+@click.option("--engine", type=click.Choice(["mosquitto", "nats"]), default="mosquitto", show_default=True,
+              help="One Mosquitto, or a NATS cluster serving MQTT 3.1.1 (docs/SCALE.md).")
+@click.option("--node", "nodes", multiple=True, metavar="NAME:CLIENT:CLUSTER:MQTT",
+              help="NATS only: a node and its three ports (repeat for each node; 3 for a cluster).")
+@click.option("--port", type=int, help="Mosquitto: plain MQTT listener (keep it on loopback in production).")
 @click.option("--tls-port", type=int, help="TLS listener for devices (CA, server and client certificates).")
 @click.option("--bind", default="127.0.0.1", show_default=True,
               help="Address devices connect to (the TLS listener; the plain one too if there is no TLS).")
@@ -39,18 +44,27 @@ from provisioning.inventory import Inventory
               help="Require a client certificate on the TLS listener as well as the password.")
 @json_option
 @pass_inventory_creating
-def broker_config(inventory: Inventory, out: Path, port: int, tls_port: int | None, bind: str, plain_bind: str | None,
-                  hosts: tuple[str, ...], public_url: str | None, run_as: str | None, client_certs: bool,
-                  as_json: bool) -> None:
+def broker_config(inventory: Inventory, out: Path, engine: str, nodes: tuple[str, ...], port: int | None,
+                  tls_port: int | None, bind: str, plain_bind: str | None, hosts: tuple[str, ...],
+                  public_url: str | None, run_as: str | None, client_certs: bool, as_json: bool) -> None:
     """Write DIR/mosquitto.conf and the files it names; `mosquitto -c DIR/mosquitto.conf` runs it as is.
 
-    Re-running keeps the CA and account passwords, so devices already installed stay valid.
+    Re-running keeps the CA and account passwords, so devices already installed stay valid. With
+    `--engine nats`, DIR/<node>.conf for each `--node` (`nats-server -c DIR/n1.conf`): a cluster with
+    JetStream and an MQTT listener per node, the same per-device rights as the Mosquitto ACL.
 
     \b
     Example:
         smileloop provision broker-config --out /etc/smileloop/broker --port 1883 --tls-port 8883 \\
             --bind 0.0.0.0 --host broker.example.com
+        smileloop provision broker-config --engine nats --out /etc/smileloop/nats \\
+            --node n1:4222:6222:1883 --node n2:4223:6223:1884 --node n3:4224:6224:1885
     """
+    if engine == "nats":
+        _nats_config(inventory, out, nodes, bind, as_json)
+        return
+    if port is None or nodes:
+        raise click.UsageError("Mosquitto needs --port (and takes no --node)")
     setup = write_broker_config(inventory, out, port, bind=bind, plain_bind=plain_bind, tls_port=tls_port,
                                 hosts=hosts or ("localhost", "127.0.0.1"), public_url=public_url,
                                 run_as=run_as if run_as is not None else default_run_as(),
@@ -68,6 +82,17 @@ def broker_config(inventory: Inventory, out: Path, port: int, tls_port: int | No
                         f"{' --ca-file ' + str(d.ca_cert) if tls_port else ''}\n"
                         f"  kiosk image: copy {d.enrol.parent}/ for 'smileloop enroll'")
 
+
+def _nats_config(inventory: Inventory, out: Path, nodes: tuple[str, ...], bind: str, as_json: bool) -> None:
+    if not nodes:
+        raise click.UsageError("--engine nats needs a --node NAME:CLIENT:CLUSTER:MQTT for each node")
+    confs, skipped = write_nats_setup(inventory, out.resolve(), [parse_node(n, bind) for n in nodes])
+    data = {"engine": "nats", "confs": [str(c) for c in confs], "left_out": skipped,
+            "central_password_file": str(out.resolve() / "accounts" / "central.password")}
+    note = (f"\n  left out (no bcrypt hash, or no NATS rule): {', '.join(skipped)}" if skipped else "")
+    emit(as_json, data, "wrote " + ", ".join(str(c) for c in confs)
+         + f"\n  run:  nats-server -c {confs[0]}  (each node)"
+         + f"\n  MQTT 3.1.1 only: broker URLs need ?protocol=3.1.1{note}")
 
 
 @provision.group()
