@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -63,7 +64,7 @@ def connect(path: str | Path, *, synchronous: Synchronous = "NORMAL", busy_timeo
     try:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        conn.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(conn, busy_timeout_ms / 1000)
         conn.execute(f"PRAGMA synchronous={synchronous}")
         if foreign_keys:
             conn.execute("PRAGMA foreign_keys=ON")
@@ -71,6 +72,20 @@ def connect(path: str | Path, *, synchronous: Synchronous = "NORMAL", busy_timeo
         conn.close()
         raise
     return conn
+
+
+def _switch_to_wal(conn: sqlite3.Connection, patience: float) -> None:
+    """``journal_mode=WAL``; two first opens of a new file at once can get "database is locked" at once, without
+    the busy handler being asked, so that is retried (briefly) within the busy timeout."""
+    deadline = time.monotonic() + max(patience, 0.1)
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager

@@ -180,19 +180,23 @@ def test_two_openers_racing_apply_each_migration_once(tmp_path):
     errors: list[BaseException] = []
 
     def opener() -> None:
-        c = connect(tmp_path / "race.db", busy_timeout_ms=5000)
-        try:
-            barrier.wait()
+        c = None
+        try:  # everything inside: a failure is reported below, never a thread left waiting at the barrier
+            c = connect(tmp_path / "race.db", busy_timeout_ms=5000)
+            barrier.wait(timeout=30)
             migrate(c, [("001_slow", slow)])
         except BaseException as e:  # pragma: no cover - reported below
             errors.append(e)
+            barrier.abort()
         finally:
-            c.close()
+            if c is not None:
+                c.close()
 
     threads = [threading.Thread(target=opener) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(60)
+        assert not t.is_alive(), "an opener hung"
     assert errors == []
     assert len(calls) == 1
