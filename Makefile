@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages: the broker (tests start their own), GL for Kivy under SDL's offscreen driver,
 # Node for running the MicroPython firmware under the real interpreter, faketime for `make test-night`,
-# pg_dump/pg_restore for `smileloop backup` on PostgreSQL.
-SYSTEM_PACKAGES := mosquitto mosquitto-clients libgl1 libegl1 libegl-mesa0 libgl1-mesa-dri nodejs faketime postgresql-client
+# pg_dump/pg_restore for `smileloop backup` on PostgreSQL, chromium for the console's browser tests (Playwright).
+SYSTEM_PACKAGES := mosquitto mosquitto-clients libgl1 libegl1 libegl-mesa0 libgl1-mesa-dri nodejs faketime postgresql-client chromium
 PYTEST_ARGS ?=
 # PostgreSQL tests run against 127.0.0.1:5432. They are required (fail, never skip) when pg_isready answers
 # there (tests/conftest.py decides), and always in CI; SMILELOOP_REQUIRE_POSTGRES=0/1 overrides.
