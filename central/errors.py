@@ -46,3 +46,19 @@ class FleetError(CentralError, ValueError):
 
 class PublishFailed(CentralError, RuntimeError):
     """The broker could not be reached, refused the connection or refused a config push."""
+
+
+class AccessDenied(CentralError, PermissionError):
+    """A console user or API token may not see or do this (wrong role, another site, bad login)."""
+
+
+class LoginRefused(AccessDenied):
+    """A login that failed or is locked out for now; ``retry_after`` is how many seconds to wait (0: just wrong)."""
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AccountError(CentralError, ValueError):
+    """A console account that cannot be created or changed as asked (bad name, role, site or password)."""

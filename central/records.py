@@ -67,6 +67,7 @@ class Alert(TypedDict):
     root_cause: str | None
     action: str | None
     reopened: int
+    assignee: str | None  # who should act (the console's "assign"); acked_by is who took it
 
 
 @dataclass(frozen=True)

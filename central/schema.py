@@ -126,6 +126,29 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             created_at TEXT NOT NULL, done_at TEXT, erased INTEGER)""",
         "CREATE INDEX privacy_requests_pending ON privacy_requests(site, device_id) WHERE done_at IS NULL",
     ]),
+    ("008_console_accounts", [
+        # People who log in to the console (docs/CONSOLE.md): an argon2 hash, never the password; a role
+        # (admin, manager, viewer) and, for a manager or viewer, the sites they may see (JSON list, empty = all
+        # for an admin only); their language; failed logins for the backoff.
+        """CREATE TABLE users (
+            name TEXT PRIMARY KEY, role TEXT NOT NULL, sites TEXT NOT NULL, password_hash TEXT NOT NULL,
+            language TEXT, created_at TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0, locked_until TEXT, last_login TEXT)""",
+        # A session is known by the SHA-256 of its cookie value; it expires (idle and absolute).
+        """CREATE TABLE sessions (
+            id_hash TEXT PRIMARY KEY, user_name TEXT NOT NULL, csrf TEXT NOT NULL, created_at TEXT NOT NULL,
+            last_seen TEXT NOT NULL, expires_at TEXT NOT NULL)""",
+        "CREATE INDEX sessions_user ON sessions(user_name)",
+        # API tokens: a selector to find the row, the SHA-256 of the secret to check it.
+        """CREATE TABLE api_tokens (
+            selector TEXT PRIMARY KEY, user_name TEXT NOT NULL, secret_hash TEXT NOT NULL, label TEXT,
+            created_at TEXT NOT NULL, last_used TEXT, revoked_at TEXT)""",
+        # Failed logins per source address too: guessing many names from one place slows down as well.
+        """CREATE TABLE login_failures (
+            source TEXT PRIMARY KEY, failed INTEGER NOT NULL, last_at TEXT NOT NULL, locked_until TEXT)""",
+        # An alert can be assigned to a person (who should act), beside who acknowledged it.
+        "ALTER TABLE alerts ADD COLUMN assignee TEXT",
+    ]),
 ]
 
 

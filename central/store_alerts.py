@@ -200,7 +200,8 @@ def new_alert(c: Candidate, alert_id: str, at: str, parent_id: str | None) -> Al
                  rating_id=c.rating_id, state="open", opened_at=at, title=c.title, detail=c.detail or {},
                  notified_at=at if parent_id else None, group_key=c.key, severity=c.severity, parent_id=parent_id,
                  hits=1, last_seen_at=at, level=0, escalated_at=None, acked_by=None, acked_at=None,
-                 resolved_by=None, resolved_at=None, root_cause=None, action=None, reopened=0)
+                 resolved_by=None, resolved_at=None, root_cause=None, action=None, reopened=0,
+                 assignee=None)
 
 
 def insert_params(a: Alert) -> tuple[Any, ...]:
