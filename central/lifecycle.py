@@ -40,6 +40,22 @@ def acknowledge(store: CentralStore, alert_id: str, by: str, now: datetime, note
     return store.alert(alert["id"])
 
 
+def assign(store: CentralStore, alert_id: str, by: str, assignee: str | None, now: datetime) -> Alert:
+    """Name who should act on a live alert (None: nobody); the audit records who assigned whom."""
+    who = _who(by)
+    target = (assignee or "").strip() or None
+    with store.transaction():
+        alert = store.alert(alert_id)
+        if alert["state"] == "resolved":
+            raise InvalidTransition(f"alert {alert['id'][:8]} is resolved; reopen it before assigning it")
+        if alert.get("assignee") == target:
+            return alert
+        store.set_assignee(alert["id"], target)
+        store.audit(alert["id"], who, "assigned" if target else "unassigned", alert["state"], alert["state"], now,
+                    {"to": target, "from": alert.get("assignee")})
+    return store.alert(alert["id"])
+
+
 def default_outcome(alert: Alert, action: str, lang: str = SOURCE_LANGUAGE) -> str:
     """"You said …, we did …" in ``lang`` from the alert's reason (its label) and the action as typed."""
     return Texts(lang).outcome(alert, action)

@@ -174,6 +174,9 @@ class AlertStore:
                         "root_cause = ?, action = ? WHERE id = ? AND state <> 'resolved'",
                         (utc_iso(at), f"recovered by itself: {why}", "none needed", alert_id))
 
+    def set_assignee(self, alert_id: str, assignee: str | None) -> None:
+        self.db.execute("UPDATE alerts SET assignee = ? WHERE id = ?", (assignee, alert_id))
+
     def set_reopened(self, alert_id: str) -> None:
         """Open again from the first level of the chain, unacknowledged."""
         self.db.execute("UPDATE alerts SET state = 'open', reopened = reopened + 1, level = 0, escalated_at = NULL, "

@@ -78,6 +78,16 @@ def _restore() -> click.Command:
     return restore
 
 
+def _console() -> click.Command:
+    from central.console_cli import console_cmd
+    return console_cmd
+
+
+def _users() -> click.Command:
+    from central.console_cli import users_cmd
+    return users_cmd
+
+
 def _demo() -> click.Command:
     from smileloop.demo import demo
     return demo
@@ -107,7 +117,8 @@ def _panel() -> click.Command:
 COMMANDS: dict[str, Callable[[], click.Command]] = {
     "tap": _tap, "simulate": _simulate, "sync": _sync, "central": _central, "alerts": _alerts, "org": _org,
     "rules": _rules, "fleet": _fleet, "demo": _demo, "provision": _provision, "enroll": _enroll, "kiosk": _kiosk,
-    "panel": _panel, "privacy": _privacy, "backup": _backup, "restore": _restore,
+    "panel": _panel, "privacy": _privacy, "backup": _backup, "restore": _restore, "console": _console,
+    "users": _users,
 }
 
 

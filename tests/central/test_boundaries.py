@@ -16,12 +16,12 @@ SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b|\.db\.|\.
 
 
 def test_only_the_store_holds_sql():
-    found = [f"{path.name}:{n}: {line.strip()}" for path in sorted(CENTRAL.glob("*.py")) if path.name not in STORE
+    found = [f"{path.name}:{n}: {line.strip()}" for path in sorted(CENTRAL.rglob("*.py")) if path.name not in STORE
              for n, line in enumerate(path.read_text().splitlines(), 1) if SQL.search(line)]
     assert found == []
 
 
-@pytest.mark.parametrize("path", sorted(CENTRAL.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(CENTRAL.rglob("*.py")), ids=lambda p: p.name)
 def test_every_module_stays_under_400_lines(path):
     assert len(path.read_text().splitlines()) <= 400
 
