@@ -62,3 +62,7 @@ class LoginRefused(AccessDenied):
 
 class AccountError(CentralError, ValueError):
     """A console account that cannot be created or changed as asked (bad name, role, site or password)."""
+
+
+class DashboardError(CentralError, ValueError):
+    """A dashboard asked for with a bad date, a range too long or backwards, or a location without its site."""

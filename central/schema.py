@@ -149,6 +149,28 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         # An alert can be assigned to a person (who should act), beside who acknowledged it.
         "ALTER TABLE alerts ADD COLUMN assignee TEXT",
     ]),
+    ("009_dashboard_rollups", [
+        # The console's dashboards read hourly rollups, not the ratings (central/store_dashboard.py): per site,
+        # UTC hour ("2026-11-24T10") and location, the visitors' ratings (test taps and repeats left out)
+        # counted with what the figures need: index points (0-100 each), negatives, NPS and CSAT counts.
+        """CREATE TABLE rollup_hours (
+            site TEXT NOT NULL, hour TEXT NOT NULL, location TEXT NOT NULL, n INTEGER NOT NULL,
+            points DOUBLE PRECISION NOT NULL, negative INTEGER NOT NULL, nps_n INTEGER NOT NULL,
+            promoters INTEGER NOT NULL, detractors INTEGER NOT NULL, csat_n INTEGER NOT NULL,
+            csat_top INTEGER NOT NULL, PRIMARY KEY (site, hour, location))""",
+        """CREATE TABLE rollup_reasons (
+            site TEXT NOT NULL, hour TEXT NOT NULL, location TEXT NOT NULL, reason TEXT NOT NULL,
+            n INTEGER NOT NULL, negative INTEGER NOT NULL, PRIMARY KEY (site, hour, location, reason))""",
+        # (site, UTC day) whose rollups are stale: ingest marks them (one upsert per pair and batch), readers
+        # recompute them from the ratings; ``gen`` grows with every mark, so a refresh clears only the mark it saw.
+        """CREATE TABLE rollup_dirty (
+            site TEXT NOT NULL, day TEXT NOT NULL, marked_at TEXT NOT NULL, gen INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (site, day))""",
+        "INSERT INTO rollup_dirty (site, day, marked_at, gen) SELECT site, substr(ts, 1, 10), 'migration 009', 0 "
+        "FROM ratings GROUP BY site, substr(ts, 1, 10)",
+        # The latest comments of a range without reading every rating of it.
+        "CREATE INDEX ratings_comment_ts ON ratings(ts) WHERE comment_shown IS NOT NULL",
+    ]),
 ]
 
 

@@ -21,6 +21,7 @@ from central.ingest import IncomingRating
 from central.moderation import moderate, without_contacts
 from central.records import Alert, Candidate, Opened
 from central.store_alerts import INSERT_ALERT, AlertStore, alert_row, insert_params, new_alert
+from central.store_dashboard import mark_dirty
 from smileloop_core.clock import utc_iso
 
 RAW_KEEP = 65_536  # characters of a rejected payload kept for the record; the rest is cut (and said so)
@@ -113,6 +114,7 @@ class IngestStore(AlertStore):
             fresh_alerts: list[tuple[Candidate, float]] = []
             late_counts: dict[tuple[str, str], dict[str, Any]] = {}
             per_message: list[tuple[list[IncomingRating], list[IncomingRating], int, list[tuple[str, str]]]] = []
+            touched: set[tuple[str, str]] = set()  # (site, UTC day) whose dashboard rollups are now stale
             for m in messages:
                 new: list[IncomingRating] = []
                 updated: list[IncomingRating] = []
@@ -121,15 +123,18 @@ class IngestStore(AlertStore):
                 for r in m.ratings:
                     prev = known.get(r.id)
                     if prev is None:
-                        inserts.append(_row(r, m.site, m.device, at))
+                        inserts.append(row := _row(r, m.site, m.device, at))
+                        touched.add((m.site, row[7][:10]))
                         known[r.id] = (r.rev, m.site, m.device)
                         new.append(r)
                     elif (prev[1], prev[2]) != (m.site, m.device):
                         foreign.append((r.id, "this rating id belongs to another device"))
                     elif r.rev > prev[0]:
-                        db.execute("UPDATE ratings SET reason = ?, comment = ?, comment_shown = ?, contact = ?, "
-                                   "consent = ?, rev = ? WHERE id = ? AND site = ? AND device_id = ?",
-                                   (r.reason, *_comments(r), r.contact, _consent(r), r.rev, r.id, m.site, m.device))
+                        stored = db.query("UPDATE ratings SET reason = ?, comment = ?, comment_shown = ?, "
+                                          "contact = ?, consent = ?, rev = ? WHERE id = ? AND site = ? AND "
+                                          "device_id = ? RETURNING ts", (r.reason, *_comments(r), r.contact,
+                                                                        _consent(r), r.rev, r.id, m.site, m.device))
+                        touched.update((m.site, str(x["ts"])[:10]) for x in stored)
                         known[r.id] = (r.rev, m.site, m.device)
                         updated.append(r)
                         self._follow_up_alerts(r, received_at)
@@ -157,6 +162,7 @@ class IngestStore(AlertStore):
                 if i == 0:
                     mine += summaries  # summaries span messages; reported once, with the first
                 out.append(StoredBatch(new=new, updated=updated, duplicates=dup, alerts=mine, foreign=foreign))
+            mark_dirty(db, touched, at)  # last: on PostgreSQL its row locks are held only until the commit
         return out
 
     def rating_with_contact(self, alert_id: str, contact: str) -> str | None:
