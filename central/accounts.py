@@ -39,8 +39,18 @@ MAX_LOCK = 900.0
 SOURCE_FREE_FAILURES = 19  # one address guessing many names
 SESSION_IDLE = timedelta(hours=12)
 SESSION_MAX = timedelta(days=14)
-_HASHER = PasswordHasher()
-_DUMMY = _HASHER.hash("not a password of anyone's")
+# argon2id with argon2-cffi's defaults (RFC 9106's second recommendation: 64 MiB, 3 passes). Tests swap in a
+# cheaper hasher (tests/console/conftest.py); one test checks the real one's parameters.
+HASHER = PasswordHasher()
+_dummies: dict[int, str] = {}
+
+
+def _dummy() -> str:
+    """A hash of nobody's password, made with the current hasher: checked when a name is unknown."""
+    key = id(HASHER)
+    if key not in _dummies:
+        _dummies[key] = HASHER.hash("not a password of anyone's")
+    return _dummies[key]
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,7 @@ class Accounts:
         if role == "admin" and sites:
             raise AccountError("an admin sees every site; give --site to a manager or a viewer")
         check_password(password)
-        return self.rows.put_user(name, role, tuple(dict.fromkeys(sites)), _HASHER.hash(password), language,
+        return self.rows.put_user(name, role, tuple(dict.fromkeys(sites)), HASHER.hash(password), language,
                                   self.clock.now())
 
     def users(self) -> list[User]:
@@ -142,15 +152,15 @@ class Accounts:
         row = self.rows.user(name) if NAME.fullmatch(name or "") else None
         if row is not None:
             _refuse_if_locked(row.locked_until, now, "too many failed logins for this account")
-        good = _verify(row.password_hash if row else _DUMMY, password[:MAX_PASSWORD]) and row is not None
+        good = _verify(row.password_hash if row else _dummy(), password[:MAX_PASSWORD]) and row is not None
         if not good or row is None or row.disabled:
             failed += 1
             self.rows.source_failed(source, failed, _lock_until(now, failed, SOURCE_FREE_FAILURES), now)
             if row is not None:
                 self.rows.user_failed(row.name, row.failed + 1, _lock_until(now, row.failed + 1, FREE_FAILURES))
             raise LoginRefused("wrong user name or password")
-        if _HASHER.check_needs_rehash(row.password_hash):
-            self.rows.set_password_hash(row.name, _HASHER.hash(password))
+        if HASHER.check_needs_rehash(row.password_hash):
+            self.rows.set_password_hash(row.name, HASHER.hash(password))
         self.rows.user_logged_in(row.name, now)
         self.rows.source_cleared(source)
         cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
@@ -209,7 +219,7 @@ def check_password(password: str) -> None:
 
 def _verify(password_hash: str, password: str) -> bool:
     try:
-        return _HASHER.verify(password_hash, password)
+        return HASHER.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 

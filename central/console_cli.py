@@ -108,7 +108,7 @@ def console_cmd(store: CentralStore, host: str, port: int, public_url: str | Non
     scheme = "https" if cert_file else "http"
     click.echo(f"console on {scheme}://{host}:{port}/ (log in with a user from 'smileloop users add')", err=True)
     uvicorn.run(app, host=host, port=port, ssl_certfile=cert_file, ssl_keyfile=key_file, log_level="warning",
-                proxy_headers=False)
+                proxy_headers=False, timeout_graceful_shutdown=2)
 
 
 def _loopback(host: str) -> bool:

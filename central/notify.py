@@ -59,7 +59,7 @@ def alert_text(alert: Alert, purpose: str = "alert", tz: str | None = None, lang
 def texts_for(org: Org, site: str) -> Texts:
     """Central's texts in the site's language (``language`` in the org tree, English by default), its zone."""
     s = org.site(site)
-    return Texts(s.language, s.hours.timezone)
+    return Texts(s.language, s.hours.timezone, org.console_url)
 
 
 def _quiet_end(contact: Contact, when: datetime, tz: str) -> datetime:

@@ -74,6 +74,7 @@ class Org:
     contacts: tuple[Contact, ...] = ()
     sites: dict[str, Site] = field(default_factory=dict)
     lifecycle: dict[str, str] = field(default_factory=dict)  # "<site>/<device>" → provisioned … retired
+    console_url: str | None = None  # where the web console is: alerts link straight to their page there
 
     def state_of(self, site_id: str, device: str) -> str | None:
         """The device's lifecycle state, if the organisation records one."""
@@ -114,7 +115,7 @@ class Org:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Org:
         """Parse and check the org document; every problem names its key, e.g. ``sites.store-1.hours.mon``."""
-        _known(data, "", {"name", "contacts", "sites", "lifecycle", "retention"})
+        _known(data, "", {"name", "contacts", "sites", "lifecycle", "retention", "console_url"})
         _lifecycle(data.get("lifecycle", {}))
         try:  # read by central.retention; checked here so a bad period is refused when the tree is stored
             Retention.from_doc(data.get("retention"))
@@ -129,8 +130,12 @@ class Org:
         name = data.get("name", "smileloop")
         if not isinstance(name, str):
             raise OrgError("name: must be a string")
+        console_url = data.get("console_url")
+        if console_url is not None and (not isinstance(console_url, str) or len(console_url) > 200
+                                        or not console_url.startswith(("https://", "http://")) or " " in console_url):
+            raise OrgError("console_url: must be the console's address, like https://feedback.example.com")
         return cls(name=name, contacts=_contacts(data.get("contacts", []), "contacts"), sites=sites,
-                   lifecycle=dict(data.get("lifecycle", {})))
+                   lifecycle=dict(data.get("lifecycle", {})), console_url=console_url)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able view for ``smileloop org show --json`` (URLs hidden)."""

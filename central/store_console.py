@@ -52,16 +52,18 @@ class ConsoleReads:
         """Where a live stream starts: the newest audit entry now."""
         return int(self.db.scalar("SELECT max(id) AS n FROM alert_audit") or 0)
 
-    def changed_since(self, cursor: int, sites: tuple[str, ...] | None) -> tuple[list[Alert], int]:
+    def changed_since(self, cursor: int, sites: tuple[str, ...] | None) -> tuple[list[tuple[Alert, int]], int]:
         """Alerts with an audit entry after ``cursor - LOOKBACK`` (opened, acknowledged, assigned, resolved…),
-        within ``sites``; and the new cursor. The caller drops what it has already sent."""
+        within ``sites``, each with its newest audit id; and the new cursor. The caller drops what it has sent."""
         rows = self.db.query("SELECT alert_id, id FROM alert_audit WHERE id > ? ORDER BY id",
                              (max(0, cursor - LOOKBACK),))
         if not rows:
             return [], cursor
-        newest = max(cursor, max(int(r["id"]) for r in rows))
-        ids = list(dict.fromkeys(str(r["alert_id"]) for r in rows))
-        found: list[Alert] = []
+        newest: dict[str, int] = {}
+        for r in rows:
+            newest[str(r["alert_id"])] = int(r["id"])
+        ids = list(newest)
+        found: list[tuple[Alert, int]] = []
         for start in range(0, len(ids), 200):
             chunk = ids[start:start + 200]
             marks = ",".join("?" * len(chunk))
@@ -69,9 +71,9 @@ class ConsoleReads:
             if sites is not None:
                 sql += f" AND site IN ({','.join('?' * len(sites))})" if sites else " AND 1 = 0"
                 params += list(sites)
-            found += [alert_row(r) for r in self.db.query(sql, params)]
-        found.sort(key=lambda a: (a["opened_at"], a["id"]))
-        return found, newest
+            found += [(alert_row(r), newest[r["id"]]) for r in self.db.query(sql, params)]
+        found.sort(key=lambda pair: pair[1])
+        return found, max(cursor, *newest.values())
 
     def kinds_and_locations(self, sites: tuple[str, ...] | None) -> tuple[list[str], list[tuple[str, str]]]:
         """The alert kinds seen and the (site, location) pairs with alerts: the choices of the filter form."""

@@ -33,9 +33,10 @@ class Texts:
     """Central's texts in ``lang`` (a language without a catalogue reads English), times in the zone ``tz``
     (as stored, in UTC, without one)."""
 
-    def __init__(self, lang: str = SOURCE_LANGUAGE, tz: str | None = None) -> None:
+    def __init__(self, lang: str = SOURCE_LANGUAGE, tz: str | None = None, console_url: str | None = None) -> None:
         self.lang = lang
         self.tz = tz
+        self.console_url = console_url
         catalogue = translations(lang)
         self._ = catalogue.gettext
         self.ngettext = catalogue.ngettext
@@ -212,7 +213,9 @@ class Texts:
             lines.append(_("Reasons: {reasons}").format(reasons=self.reasons(d["reasons"])))
         if (alert.get("hits") or 1) > 1:
             lines.append(_("Seen {hits} times").format(hits=alert["hits"]))
-        if alert.get("severity") != "kudos":
+        if alert.get("severity") != "kudos" and self.console_url:
+            lines.append(_("Open it: {url}").format(url=f"{self.console_url.rstrip('/')}/alerts/{alert['id']}"))
+        elif alert.get("severity") != "kudos":
             lines.append(_("Seen it: smileloop alerts ack {id} --by <you>").format(id=str(alert["id"])[:8]))
         else:
             lines.append(_("Well done, team!"))

@@ -1,14 +1,15 @@
 """``smileloop demo``: the whole loop on this machine with nothing configured.
 
-A private Mosquitto on a free loopback port, central with a SQLite file, one simulated kiosk
-tapping a realistic mix, and its sync agent. Each alert is printed as it fires, with the time
-from tap to alert. Ctrl-C (or ``--duration``) stops all of it cleanly.
+A private Mosquitto on a free loopback port, central with a SQLite file, the web console beside it (its URL
+and a demo login are printed), one simulated kiosk tapping a realistic mix, and its sync agent. Each alert is
+printed as it fires, with the time from tap to alert. Ctrl-C (or ``--duration``) stops all of it cleanly.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import secrets
 import statistics
 import tempfile
 import threading
@@ -37,9 +38,12 @@ FACES = {1: "😠", 2: "🙁", 3: "🙂", 4: "😄"}
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the databases here (default: a temporary folder).")
 @click.option("--seed", type=int, help="Random seed for the visitor mix.")
+@click.option("--console-port", type=click.IntRange(0, 65535), default=8400, show_default=True,
+              help="Serve the web console on 127.0.0.1 at this port (0: no console).")
 @click.option("--broker", "broker_kind", type=click.Choice(["auto", "mosquitto", "embedded"]), default="auto",
               show_default=True, help="auto: a private Mosquitto if installed, else the embedded amqtt broker.")
-def demo(duration: float | None, rate: float, workdir: Path | None, seed: int | None, broker_kind: str) -> None:
+def demo(duration: float | None, rate: float, workdir: Path | None, seed: int | None, console_port: int,
+         broker_kind: str) -> None:
     """Run the whole loop on this machine: broker, central, a kiosk and its sync agent.
 
     \b
@@ -56,6 +60,8 @@ def demo(duration: float | None, rate: float, workdir: Path | None, seed: int | 
         click.echo(f"broker   {'mosquitto' if use_mosquitto else 'embedded amqtt (MQTT 3.1.1)'} at {broker.url}"
                    " (private, loopback only)")
         central_store = CentralStore(work / "central.db")
+        console_url = f"http://127.0.0.1:{console_port}" if console_port else None
+        _demo_org(central_store, console_url)
         service = CentralService(central_store, BrokerSettings.from_url(broker.url))
         latencies: list[float] = []
         service.on_alert.append(lambda alert: _print_alert(alert, latencies))
@@ -63,6 +69,7 @@ def demo(duration: float | None, rate: float, workdir: Path | None, seed: int | 
         if not service.wait_ready(10):
             raise click.ClickException("central did not connect to the demo broker")
         click.echo(f"central  storing in {work / 'central.db'}")
+        console = _start_console(work / "central.db", console_port) if console_port else None
 
         config = parse_config({
             "device": {"id": "kiosk-demo-1", "site": "store-042", "location": "exit-north"},
@@ -104,6 +111,8 @@ def demo(duration: float | None, rate: float, workdir: Path | None, seed: int | 
         stop.set()
         agent_thread.join(10)
         service.stop()
+        if console is not None:
+            console.should_exit = True
         stored = central_store.count("ratings")
         alerts = central_store.count("alerts")
         per_visitor = central_store.query("SELECT count(*) AS n FROM alerts WHERE kind = 'negative_rating'")[0]["n"]
@@ -137,3 +146,37 @@ def _print_alert(alert: dict[str, Any], latencies: list[float]) -> None:
                     " the tap", fg="red")
     else:
         click.secho(f"  ALERT  {alert['title']}: {what} — {latency * 1000:.0f} ms after the tap", fg="red", bold=True)
+
+
+def _demo_org(store: CentralStore, console_url: str | None) -> None:
+    """The demo's one site, and where its console is (so alerts link to their page)."""
+    from central.org_admin import OrgAdmin
+
+    doc: dict[str, Any] = {"name": "smileloop demo", "sites": {"store-042": {
+        "name": "Store 042", "timezone": "Europe/Stockholm",
+        "locations": {"exit-north": {"name": "Exit north", "devices": ["kiosk-demo-1"]}}}}}
+    if console_url:
+        doc["console_url"] = console_url
+    OrgAdmin(store, "demo").replace(doc)
+
+
+def _start_console(db: Path, port: int) -> Any:
+    """The console on 127.0.0.1:``port`` in a thread, with a demo admin whose password is made up now."""
+    import uvicorn
+
+    from central.accounts import Accounts
+    from central.console import create_app
+
+    store = CentralStore(db)
+    password = secrets.token_urlsafe(9)
+    Accounts(store).add_user("demo", "admin", password)
+    server = uvicorn.Server(uvicorn.Config(create_app(store, secure_cookies=False), host="127.0.0.1", port=port,
+                                           log_level="warning", timeout_graceful_shutdown=1))
+    threading.Thread(target=server.run, name="console", daemon=True).start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        raise click.ClickException(f"the console could not listen on 127.0.0.1:{port} (try --console-port)")
+    click.secho(f"console  http://127.0.0.1:{port}/  log in as demo / {password}", fg="green", bold=True)
+    return server

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -43,6 +43,7 @@ def alerts_page(request: Request, args: Filters, page: int = 1) -> Response:
     c = console(request)
     f = alert_filter(c, asking.user, **args)
     reads = ConsoleReads(c.store)
+    cursor = reads.cursor()  # before the rows: a change in between is sent by the stream, not lost
     page = max(1, min(page, 10_000))
     rows, total = reads.alerts(f, limit=PAGE, offset=(page - 1) * PAGE)
     kinds, places = reads.kinds_and_locations(asking.user.scope())
@@ -50,21 +51,24 @@ def alerts_page(request: Request, args: Filters, page: int = 1) -> Response:
                                "args": args, "query": urlencode(args), "kinds": kinds, "places": places,
                                "nav": "alerts",
                                "sites": sorted({s for s, _ in places} | set(asking.user.sites)),
-                               "counts": reads.sla_counts(asking.user.scope())}
+                               "counts": reads.sla_counts(asking.user.scope()), "cursor": cursor}
     if request.headers.get("hx-request") and request.headers.get("hx-target") == "alert-list":
         return render(request, "fragments/alert_list.html", **context)
     return render(request, "alerts.html", **context)
 
 
 @router.get("/alerts/stream")
-async def alerts_stream(request: Request, args: Filters) -> Response:
+async def alerts_stream(request: Request, args: Filters,
+                        after: Annotated[int | None, Query(ge=0, le=2**62)] = None) -> Response:
     """Server-sent events: one ``alert`` event (the row's HTML and id) for each alert opened or changed in the
     user's sites that the list's filter shows; the page puts it on top or replaces the row."""
     asking = who(request)
     c = console(request)
     f = alert_filter(c, asking.user, **args)
     reads = ConsoleReads(c.store)
-    cursor = await run_in_threadpool(reads.cursor)
+    # The page says which changes it already shows (its cursor when rendered); without one, from now.
+    cursor = after if after is not None else await run_in_threadpool(reads.cursor)
+    shown = cursor
     cookie = request.cookies.get("smileloop_session")
 
     async def events() -> AsyncIterator[str]:
@@ -74,9 +78,9 @@ async def alerts_stream(request: Request, args: Filters) -> Response:
         yield "retry: 2000\n\n"
         while not await request.is_disconnected():
             changed, cursor = await run_in_threadpool(reads.changed_since, cursor, f.sites)
-            for a in changed:
+            for a, audit_id in changed:
                 mark = (a["state"], a["assignee"], a["hits"], a["level"], a["parent_id"])
-                if sent.get(a["id"]) == mark or not matches(f, a):
+                if audit_id <= shown or sent.get(a["id"]) == mark or not matches(f, a):
                     continue
                 sent[a["id"]] = mark
                 html = fragment(request, "fragments/alert_row.html", a=a, fresh=True)

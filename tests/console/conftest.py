@@ -42,6 +42,17 @@ def login(app: Any, name: str, password: str = PASSWORD) -> Client:
     return c
 
 
+@pytest.fixture(autouse=True)
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2 at its real cost takes ~0.5 s a hash on the test machine's two cores: tests use a cheap one
+    (test_security checks the real parameters)."""
+    from argon2 import PasswordHasher
+
+    import central.accounts
+
+    monkeypatch.setattr(central.accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(TUESDAY_10)
