@@ -22,6 +22,7 @@ import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from itertools import chain
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,7 +30,7 @@ from central.dashboard import WEEKDAYS, Dashboard, Range, Scope, refresh, spans
 from central.errors import DashboardError
 from central.org import Org
 from central.store import CentralStore
-from central.store_dashboard import DashboardStore
+from central.store_dashboard import DashboardStore, Span
 from smileloop_core.clock import parse_utc
 
 FIGURES = ("n", "index", "nps", "csat", "negative_share")
@@ -92,24 +93,29 @@ def ratings_csv(store: CentralStore, org: Org, *, start: date, end: date, sites:
     """The header, then one CSV line per visitor's rating of the scope and range (columns :data:`RATING`), by
     site, then time; read ``page`` ratings at a time. Errors as :func:`central.dashboard.dashboard`'s, raised
     before the first line."""
+    rows = rating_rows(store, org, start=start, end=end, sites=sites, site=site, location=location, page=page)
+    return chain([_csv([list(RATING)])], (_csv([[row[k] for k in RATING]]) for row in rows))
+
+
+def rating_rows(store: CentralStore, org: Org, *, start: date, end: date, sites: tuple[str, ...] | None,
+                site: str | None = None, location: str | None = None, page: int = 1000) -> Iterator[dict[str, Any]]:
+    """The same ratings as :func:`ratings_csv`, as dicts with the keys :data:`RATING` (for the JSON API)."""
     rng = Range(start, end).check()
     scope = Scope(tuple(sorted(set(sites))) if sites is not None else None, site, location)
     reads = DashboardStore(store)
-    current, zones = spans(org, scope, rng)
-    refresh(reads, scope, current)
-    return _lines(reads, current, zones, location, page)
+    refresh(reads, scope, rng)
+    current, zones = spans(org, scope, rng, reads.sites() if scope.sites is None else ())
+    return _rows(reads, current, zones, location, page)
 
 
-def _lines(reads: DashboardStore, current: Sequence[Any], zones: Sequence[ZoneInfo], location: str | None,
-           page: int) -> Iterator[str]:
-    yield _csv([list(RATING)])
+def _rows(reads: DashboardStore, current: Sequence[Span], zones: Sequence[ZoneInfo], location: str | None,
+          page: int) -> Iterator[dict[str, Any]]:
     for span, tz in zip(current, zones, strict=True):
-        names = reads.sites_with_ratings(span) if span.others else span.sites
-        for name in names:
+        for name in span.sites:
             for r in reads.ratings(name, span.lo, span.hi, location, page=page):
                 local = parse_utc(r.ts).astimezone(tz).isoformat(timespec="milliseconds")
-                yield _csv([[r.id, r.site, r.location, r.device_id, r.scale, r.value, r.sentiment, local, r.reason,
-                             r.comment_shown]])
+                yield dict(zip(RATING, (r.id, r.site, r.location, r.device_id, r.scale, r.value, r.sentiment, local,
+                                        r.reason, r.comment_shown), strict=True))
 
 
 def _csv(rows: Iterable[Sequence[Any]]) -> str:
