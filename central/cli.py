@@ -20,6 +20,7 @@ from central.cli_alerts import alerts
 from central.cli_options import checked_org, db_options, db_options_creating, echo_json, json_option, load_toml, org_of
 from central.cli_org import by_option, org
 from central.errors import RuleError
+from central.nats_source import DURABLE, NatsSource
 from central.notify import check_url
 from central.org_admin import OrgAdmin
 from central.rulebook import COMMON, RULES, RuleBook, coerce, validate_rules
@@ -35,7 +36,9 @@ __all__ = ["alerts", "central", "org", "rules_cmd"]
 # --- the service --------------------------------------------------------------------------------
 @click.command()
 @click.option("--broker", "broker_url", default="mqtt://127.0.0.1:1883", show_default=True,
-              envvar="SMILELOOP_BROKER", help="mqtt:// or mqtts:// URL (env SMILELOOP_BROKER).")
+              envvar="SMILELOOP_BROKER",
+              help="mqtt:// or mqtts:// URL, or several separated by commas: central moves to the next when one "
+                   "fails (env SMILELOOP_BROKER). A NATS node's MQTT listener needs ?protocol=3.1.1.")
 @click.option("--db", "db_target", default="central.db", show_default=True, envvar="SMILELOOP_CENTRAL_DB",
               help="SQLite file, or a postgresql:// URL.")
 @click.option("--schema", envvar="SMILELOOP_CENTRAL_SCHEMA", help="PostgreSQL schema.")
@@ -59,10 +62,20 @@ __all__ = ["alerts", "central", "org", "rules_cmd"]
               help="Load these rule settings (TOML) before starting.")
 @click.option("--client-id", default="smileloop-central", show_default=True)
 @click.option("--share-group", help="Join an MQTT v5 shared subscription with other central workers.")
+@click.option("--nats", "nats_urls", metavar="URLS", envvar="SMILELOOP_NATS",
+              help="Take ratings from a NATS cluster's JetStream instead of the MQTT subscription: nats:// (or "
+                   "tls://) URLs separated by commas, with --username/--password-file (docs/SCALE.md).")
+@click.option("--nats-durable", default=DURABLE, show_default=True,
+              help="The durable consumer every worker shares.")
+@click.option("--nats-replicas", type=click.IntRange(1, 5), default=3, show_default=True,
+              help="Copies of the ratings stream, when this worker is the one to make it.")
+@click.option("--nats-ack-wait", type=click.FloatRange(0.5, 3600), default=30.0, show_default=True,
+              help="Seconds before a message a worker took and did not acknowledge goes to a worker again.")
 def central(broker_url: str, db_target: str, schema: str | None, username: str | None, password_file: Path | None,
             ca_file: Path | None, cert_file: Path | None, key_file: Path | None, notify_urls: tuple[str, ...],
             notify_file: Path | None, org_file: Path | None, rules_file: Path | None, client_id: str,
-            share_group: str | None) -> None:
+            share_group: str | None, nats_urls: str | None, nats_durable: str, nats_replicas: int,
+            nats_ack_wait: float) -> None:
     """Run the central service: store every rating once, raise, route and escalate alerts.
 
     \b
@@ -76,12 +89,30 @@ def central(broker_url: str, db_target: str, schema: str | None, username: str |
             --broker mqtts://broker:8883 --username central --password-file /etc/smileloop/central.pass \\
             --notify-file /etc/smileloop/notify.urls
         smileloop central --broker mqtt://127.0.0.1:1883 --db central.db
+        smileloop central --client-id central-2 --username central --password-file central.pass \
+            --broker "mqtt://n1:1883?protocol=3.1.1,mqtt://n2:1883?protocol=3.1.1" \
+            --nats nats://n1:4222,nats://n2:4222,nats://n3:4222
     """
     if (cert_file is None) != (key_file is None):
         raise click.BadParameter("give --cert-file and --key-file together", param_hint="--cert-file")
-    settings = BrokerSettings.from_url(broker_url, username=username, ca_file=ca_file, cert_file=cert_file,
-                                       key_file=key_file)
-    settings = settings.with_password_file(password_file)
+    settings = [BrokerSettings.from_url(url.strip(), username=username, ca_file=ca_file, cert_file=cert_file,
+                                        key_file=key_file).with_password_file(password_file)
+                for url in broker_url.split(",") if url.strip()]
+    if not settings:
+        raise click.BadParameter("give at least one broker URL", param_hint="--broker")
+    source = None
+    if nats_urls:
+        if share_group:
+            raise click.BadParameter("workers on NATS share the JetStream consumer, not an MQTT group",
+                                     param_hint="--share-group")
+        servers = [u.strip() for u in nats_urls.split(",") if u.strip()]
+        bad = [u for u in servers if not u.startswith(("nats://", "tls://"))]
+        if bad or not servers:
+            raise click.BadParameter(f"give nats:// or tls:// URLs (not {', '.join(bad) or 'nothing'})",
+                                     param_hint="--nats")
+        source = NatsSource(servers, user=settings[0].username, password=settings[0].password, ca_file=ca_file,
+                            cert_file=cert_file, key_file=key_file, durable=nats_durable, replicas=nats_replicas,
+                            ack_wait=nats_ack_wait, client_name=client_id)
     if notify_file is not None:
         notify_urls = (*notify_urls, *_urls_in(notify_file))
     for url in notify_urls:
@@ -96,10 +127,12 @@ def central(broker_url: str, db_target: str, schema: str | None, username: str |
     if rules_file:
         store.put_document("rules", validate_rules(load_toml(rules_file)), now)
     org_of(store)  # refuse a broken stored tree now, not at the first alert
-    service = CentralService(store, settings, notify_urls=notify_urls, client_id=client_id, share_group=share_group)
+    service = CentralService(store, settings, notify_urls=notify_urls, client_id=client_id, share_group=share_group,
+                             source=source)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    click.echo(f"central: {settings.redacted()} → {redact_url(db_target)}", err=True)
+    via = f" + {nats_urls} ({nats_durable})" if nats_urls else ""
+    click.echo(f"central: {', '.join(s.redacted() for s in settings)}{via} → {redact_url(db_target)}", err=True)
     with contextlib.suppress(KeyboardInterrupt):
         service.run(stop)
     store.close()

@@ -17,7 +17,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from central.errors import InvalidMessage
 from central.moderation import moderate
@@ -27,6 +27,9 @@ from smileloop_core.errors import InvalidRating
 from smileloop_core.ids import id_problem
 from smileloop_core.scales import SCALES, get_scale
 from smileloop_core.wire import decode_v1
+
+if TYPE_CHECKING:
+    from central.org import Org
 
 MAX_MESSAGE_BYTES = 1_000_000
 MAX_RATINGS = 10_000  # the device config's largest sync.batch_size
@@ -297,3 +300,17 @@ def check_message(topic: str, payload: bytes) -> Checked:
     except Exception as e:  # whatever a hostile payload does to a decoder or validator is its own fault
         out.reason = f"message could not be read ({type(e).__name__}: {str(e)[:200]})"
     return out
+
+
+def only_where_registered(result: IngestResult, org: Org) -> None:
+    """A device speaks for the location the org tree registers it at, no other: a rating naming another
+    location is rejected (a compromised kiosk cannot page the contacts of the rest of its site). A device the
+    org tree does not list is not checked."""
+    registered = org.location_of(result.site, result.device)
+    if registered is None:
+        return
+    wrong = [r for r in result.ratings if r.location != registered]
+    if wrong:
+        result.ratings = [r for r in result.ratings if r.location == registered]
+        result.rejected += [(r.id, f"location {r.location!r} is not where {result.device} is registered "
+                                   f"({registered!r})") for r in wrong]

@@ -32,7 +32,7 @@ log = logging.getLogger("smileloop.central")
 
 @dataclass
 class Inbound:
-    """One message from the broker, not yet acknowledged."""
+    """One message from the broker (MQTT) or the stream (JetStream), not yet acknowledged."""
 
     topic: str
     payload: bytes
@@ -41,6 +41,8 @@ class Inbound:
     tries: int = 0
     conn: int = 0  # which connection it came on: only that one can acknowledge it
     receipt: dict[str, Any] | None = None  # what central answered the device, once stored
+    source: Any = None  # the source it came from (central/sources.py): only that one can acknowledge it
+    handle: Any = None  # that source's own handle on it (a JetStream message)
 
 
 # commit(messages) stores them in one transaction and returns the after-commit work; raises if not stored.

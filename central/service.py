@@ -1,9 +1,11 @@
 """Central's MQTT service: ratings and device status in; receipts, alerts and "you said, we did" out.
 
 Per ratings message, in this order: validate → store (one transaction, with the per-rating alerts) →
-receipt to the device → window rules and alerts → acknowledge to the broker (paho ``manual_ack``). A crash
-anywhere before the acknowledgement means the message comes again; the rating ids and the unique indexes
-make that harmless. Central keeps a persistent session, so the broker queues ratings while it restarts.
+receipt to the device → window rules and alerts → acknowledge to the source (paho ``manual_ack`` on MQTT, an
+explicit JetStream ack from a NATS cluster: central/sources.py). A crash anywhere before the acknowledgement
+means the message comes again; the rating ids and the unique indexes make that harmless. Central keeps a
+persistent session, so the broker queues ratings while it restarts. Receipts, alerts, config and outcomes go
+out on central's MQTT connection whatever the source.
 
 A periodic tick (on the same thread as the MQTT loop, so it may publish) runs what time alone can trigger:
 device health, silence, SLA escalation, and publishing outcomes recorded by ``smileloop alerts resolve``.
@@ -12,29 +14,28 @@ Deliveries to people run on their own thread so a slow mail server never delays 
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from central import lifecycle, rules, sla
+from central import rules
 from central.announce import Announcer
 from central.clockfix import DEFAULT_THRESHOLD, repair
 from central.errors import CentralError, OrgError, RuleError
-from central.ingest import IncomingRating, IngestResult, check_message
+from central.ingest import IncomingRating, check_message, only_where_registered
 from central.intake import Inbound, Intake
 from central.notify import Dispatcher, Send, apprise_send
 from central.org import Contact, Org
-from central.records import Alert, Opened
+from central.periodic import TimeDriven
 from central.retention import RetentionTask
 from central.rulebook import RuleBook
+from central.sources import MqttSource, RatingsSource
 from central.statuses import StatusKeeper
 from central.store import CentralStore, MessageRatings, Rejection
 from smileloop_core import topics, wire
@@ -44,16 +45,16 @@ from smileloop_core.mqtt import Backoff, BrokerSettings
 from smileloop_core.service import BackgroundService
 
 log = logging.getLogger("smileloop.central")
-T = TypeVar("T")
 
 
-class CentralService(BackgroundService):
+class CentralService(TimeDriven, BackgroundService):
     """``CentralService(CentralStore(path), settings).start()``; ``on_alert`` listeners see every alert raised
     (opened, reopened, grouped, escalated) as it is published on the site's alerts topic."""
 
     thread_name = "central"
 
-    def __init__(self, store: CentralStore, settings: BrokerSettings, *, clock: Clock | None = None,
+    def __init__(self, store: CentralStore, settings: BrokerSettings | Sequence[BrokerSettings], *,
+                 clock: Clock | None = None, source: RatingsSource | None = None,
                  client_id: str = "smileloop-central", share_group: str | None = None,
                  notify_urls: Sequence[str] = (), send: Send = apprise_send, session_expiry: int = 7 * 86400,
                  tick_interval: float = 5.0, silence_interval: float = 60.0, delivery_interval: float = 0.25,
@@ -80,6 +81,9 @@ class CentralService(BackgroundService):
                                manual_ack=True, name="central")
         self.announcer = Announcer(store, self.conn, self.dispatcher, wake=self._deliver_now.set)
         self.on_alert = self.announcer.on_alert
+        # Ratings from the MQTT subscription, or (a NATS cluster) from the source given; statuses always by MQTT.
+        self.mqtt_in = MqttSource(self.conn, [self.subscription] if source is None else [])
+        self.source: RatingsSource = source or self.mqtt_in
         self.intake = Intake(self._commit, self._ack, self._dead_letter, store.writable, outage=store.is_outage,
                              max_messages=max_batch)
         self.messages = 0
@@ -126,11 +130,13 @@ class CentralService(BackgroundService):
             self.dispatcher.queue(alert, self.clock.now())
             self._publish_alert(alert, "opened")  # a no-op if it was published; else pending until connected
         next_tick = next_windows = time.monotonic()
+        self.source.start()
         try:
             while not stop.is_set():
                 if not self.conn.ensure(stop):
                     continue
-                self.conn.step(timeout=0.05 if not self.intake.pending else 0.0)
+                self.conn.step(timeout=0.05 if not self.intake.pending else 0.0, wake_fd=self.source.wake_fd)
+                self._take()
                 self.intake.flush()
                 self._flush_statuses()
                 if self._dirty and time.monotonic() >= next_windows:
@@ -146,6 +152,10 @@ class CentralService(BackgroundService):
                     except Exception:
                         log.exception("periodic tick failed; trying again in %.0fs", self.tick_interval)
         finally:
+            for m in self.intake.pending:  # never stored: another worker may take them now
+                self._settle(m, ack=False)
+            self.intake.pending.clear()
+            self.source.close()
             self.conn.close()
             self._deliver_now.set()
             self._delivery_thread.join(5)
@@ -168,16 +178,22 @@ class CentralService(BackgroundService):
         client.on_subscribe = lambda *_: self._ready.set()
         # Status is retained, and brokers do not send retained messages to shared subscriptions: every worker
         # reads every status (storing it is idempotent; alerts stay unique through the store).
-        client.subscribe([(self.subscription, 1), (topics.ALL_STATUS, 1)])
+        client.subscribe([(topic, 1) for topic in (*self.mqtt_in.subscriptions, topics.ALL_STATUS)])
 
     def _on_message(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         inbound = Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, conn=self.conn.connects)
         if msg.topic.endswith("/status"):
             self._statuses.append(inbound)
             return
-        self.intake.add(inbound)
-        if self.intake.full:
-            self.intake.flush()
+        self.mqtt_in.put(inbound)  # with a NATS source only a stale subscription sends any: stored once all the same
+
+    def _take(self) -> None:
+        """What the sources received since the last step, into the group commit."""
+        for source in {id(s): s for s in (self.mqtt_in, self.source)}.values():
+            for m in source.take():
+                self.intake.add(m)
+                if self.intake.full:
+                    self.intake.flush()
 
     def _flush_statuses(self) -> None:
         """Statuses received since the last step, in one statement; acknowledged whatever happens (each is
@@ -190,13 +206,18 @@ class CentralService(BackgroundService):
         except Exception:
             log.exception("could not keep %d device status(es); the next heartbeats bring them again", len(batch))
         for m in batch:
-            self._ack(m)
+            self.mqtt_in.ack(m)
 
     def _ack(self, m: Inbound) -> None:
-        """Acknowledge to the broker; a message received on an earlier connection cannot be (it comes again)."""
-        client = self.conn.client
-        if client is not None and m.conn == self.conn.connects and m.mid:
-            client.ack(m.mid, m.qos)
+        self._settle(m, ack=True)
+
+    def _settle(self, m: Inbound, *, ack: bool) -> None:
+        """Acknowledge to (or give back to) the source the message came from."""
+        source: RatingsSource = m.source or self.mqtt_in
+        try:
+            source.ack(m) if ack else source.nack(m)
+        except Exception:  # unacknowledged, it comes again: stored once all the same
+            log.exception("could not %s a message on %s", "acknowledge" if ack else "give back", m.topic[:200])
 
     def _dead_letter(self, m: Inbound, why: str) -> None:
         self.store.reject(m.topic, m.payload, why, self.clock.now())
@@ -238,7 +259,7 @@ class CentralService(BackgroundService):
                 rejections.append(Rejection(m.topic, m.payload, c.reason or "rejected"))
                 continue
             result = c.result
-            _only_where_registered(result, org)
+            only_where_registered(result, org)
             for rid, why in [*result.rejected, *result.dropped]:  # dropped: a contact without consent
                 log.warning("rejected rating %s from %s/%s: %s", rid, result.site, result.device, why)
                 rejections.append(Rejection(m.topic, m.payload, why, rid))
@@ -308,93 +329,3 @@ class CentralService(BackgroundService):
 
     def handle_statuses(self, messages: Sequence[tuple[str, bytes]]) -> None:
         self.statuses.handle(messages)
-
-    # --- time-driven work -----------------------------------------------------------------------
-    def tick(self, now: datetime | None = None, *, silence: bool | None = None) -> list[Opened]:
-        """Device health, silence (every ``silence_interval``), SLA escalation, outcomes, retention; what it opened.
-
-        Each item (a candidate, an alert, a location's outcomes) is handled on its own: one that fails is logged
-        and skipped, so a bad row can never stop the tick for everything after it.
-        """
-        now = now or self.clock.now()
-        org, book = self.org(), self.book()
-        if silence is None:
-            silence = self.clock.monotonic() - self._last_silence >= self.silence_interval
-        if silence:
-            self._last_silence = self.clock.monotonic()
-        candidates = _guarded("the periodic rules", lambda: rules.periodic(
-            self.store, org, book, now, usual_cache=self._usual) if silence else rules.status_rules(
-            self.store, org, book, now)) or []
-        opened: list[Opened] = []
-        for c in candidates:
-            for o in _guarded(f"opening {c.kind} at {c.key}",
-                              partial(rules.raise_candidates, self.store, book, [c], now)) or []:
-                opened.append(o)
-                _guarded(f"announcing alert {o.alert['id']}", partial(self.announcer.announce, o, now))
-        for alert in self.store.alerts(state="live", limit=10_000):
-            if alert["kind"] in rules.HEALTH_KINDS and not alert.get("parent_id"):
-                _guarded(f"recovery of alert {alert['id']}", partial(self._recover, alert, book, now))
-        for alert, waited in _guarded("the SLA clocks", partial(sla.overdue, self.store, org, book, now)) or []:
-            _guarded(f"escalating alert {alert['id']}", partial(self._escalate, alert, waited, now))
-        _guarded("publishing outcomes", lambda: self.publish_outcomes(now))
-        _guarded("publishing pending alert messages", lambda: self.flush_mqtt(now))
-        _guarded("the retention purge", lambda: self.retention.run(now))
-        return opened
-
-    def _recover(self, alert: Alert, book: RuleBook, now: datetime) -> None:
-        why = rules.recovered(self.store, book, alert, now)
-        done = lifecycle.auto_resolve(self.store, alert["id"], why, now) if why else None
-        if done is not None:
-            self._publish_alert(done, "recovered")
-
-    def _escalate(self, alert: Alert, waited: float, now: datetime) -> None:
-        up = sla.escalate(self.store, alert, now, waited)
-        if up is not None:
-            self.dispatcher.queue(up, now, purpose=f"escalation-{up['level']}", level=up["level"])
-            self._deliver_now.set()
-            self._publish_alert(up, "escalated")
-
-    def publish_outcomes(self, now: datetime) -> int:
-        """Publish (retained) the latest "you said, we did" items of each location with new ones; a location
-        whose items cannot be published is logged and skipped, the others still go."""
-        published = 0
-        for site, location in self.store.unpublished_outcome_locations():
-            def one(site: str = site, location: str = location) -> bool:
-                body = {"v": 1, "items": self.store.outcomes(site, location)}
-                if self.conn.publish(topics.outcomes(site, location), json.dumps(body, ensure_ascii=False), qos=1,
-                                     retain=True) is None:
-                    return False
-                self.store.mark_outcomes_published(site, location, now)
-                return True
-            published += bool(_guarded(f"outcomes of {site}/{location}", one))
-        return published
-
-    def _publish_alert(self, alert: Alert, event: str) -> None:
-        self.announcer.publish(alert, event, self.clock.now())
-
-    def flush_mqtt(self, now: datetime | None = None) -> int:
-        """Publish alert messages that could not go out when they were raised (central was disconnected)."""
-        return self.announcer.flush(now or self.clock.now())
-
-
-def _guarded(what: str, fn: Callable[[], T]) -> T | None:
-    """``fn()``, or None after logging what failed: periodic work goes on past one bad item."""
-    try:
-        return fn()
-    except Exception:
-        log.exception("periodic tick: %s failed; skipped until the next tick", what)
-        return None
-
-
-def _only_where_registered(result: IngestResult, org: Org) -> None:
-    """A device speaks for the location the org tree registers it at, no other: a rating naming another
-    location is rejected (a compromised kiosk cannot page the contacts of the rest of its site). A device the
-    org tree does not list is not checked."""
-    registered = org.location_of(result.site, result.device)
-    if registered is None:
-        return
-    wrong = [r for r in result.ratings if r.location != registered]
-    if wrong:
-        result.ratings = [r for r in result.ratings if r.location == registered]
-        result.rejected += [(r.id, f"location {r.location!r} is not where {result.device} is registered "
-                                   f"({registered!r})") for r in wrong]

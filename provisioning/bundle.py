@@ -20,7 +20,14 @@ from typing import Any
 import tomli_w
 
 from provisioning.broker import apply_to_broker, broker_dir
-from provisioning.credentials import mosquitto_hash, new_password, write_public, write_secret
+from provisioning.credentials import (
+    DEVICE_BCRYPT_COST,
+    bcrypt_hash,
+    mosquitto_hash,
+    new_password,
+    write_public,
+    write_secret,
+)
 from provisioning.errors import BoardCopyFailed, BrokerSetupMissing, InvalidInput
 from provisioning.inventory import Device, Inventory
 from provisioning.tls import CertificateAuthority
@@ -91,6 +98,7 @@ class Prepared:
     bundle: Bundle
     password_hash: str
     cert_serial: int | None
+    nats_hash: str | None = None  # the same password as bcrypt, for a NATS cluster (provisioning/nats.py)
 
 
 def prepare_bundle(inventory: Inventory, device_id: str) -> Prepared:
@@ -115,13 +123,16 @@ def prepare_bundle(inventory: Inventory, device_id: str) -> Prepared:
     files[CONFIG] = ("# smileloop device config, written by 'smileloop provision' (docs/PROTOCOL.md)\n"
                      + tomli_w.dumps(device_config(device, url, tls=tls, client_cert=client_cert,
                                                    pin_hash=inventory.setting(pin_key(device_id))))).encode()
-    return Prepared(Bundle(device, files), mosquitto_hash(password), serial)
+    return Prepared(Bundle(device, files), mosquitto_hash(password), serial,
+                    bcrypt_hash(password, cost=DEVICE_BCRYPT_COST))
 
 
 def commit_bundle(inventory: Inventory, prepared: Prepared, *, reload: bool = True) -> Bundle:
     """Make the prepared credentials the device's only ones, and tell the broker (old ones stop working)."""
     device = inventory.set_credentials(prepared.bundle.device.device_id, prepared.password_hash,
                                        prepared.cert_serial)
+    if prepared.nats_hash:
+        inventory.set_settings(**{nats_key(device.device_id): prepared.nats_hash})
     if reload:
         apply_to_broker(inventory)
     return Bundle(device, prepared.bundle.files)
@@ -250,6 +261,11 @@ def copy_to_board(bundle: Bundle, port: str, *, remote_dir: str = BOARD_DIR, dry
             raise BoardCopyFailed(f"the board at {port} does not hold what was copied: {', '.join(bad) or 'no hashes'}"
                                   " (copy again; the credentials are unchanged)")
         return plan
+
+
+def nats_key(device_id: str) -> str:
+    """Where the inventory keeps a device's bcrypt password hash for NATS (beside Mosquitto's in its row)."""
+    return f"nats_bcrypt:{device_id}"
 
 
 def pin_key(device_id: str) -> str:

@@ -12,12 +12,30 @@ import hmac
 import os
 import secrets
 import tempfile
+import warnings
 from pathlib import Path
 
 from provisioning.errors import InvalidInput
 
 MOSQUITTO_ITERATIONS = 101  # mosquitto_passwd's default in 2.0
 SALT_BYTES = 12
+
+
+DEVICE_BCRYPT_COST = 6  # NATS checks bcrypt at every connect; a 192-bit random password needs no slow hash
+
+
+def bcrypt_hash(password: str, *, cost: int = 12) -> str:
+    """A ``$2b$`` bcrypt hash (what NATS checks passwords against) from the C library's crypt(3).
+
+    The cost slows a guesser of a *chosen* password; the passwords made here are 192 random bits, beyond any
+    guessing at any cost, so devices get :data:`DEVICE_BCRYPT_COST` and a reconnect storm stays cheap for the
+    cluster (docs/SCALE.md). Staff accounts keep the default 12.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # libxcrypt does bcrypt; the module leaves Python in 3.13 (use the bcrypt package then)
+
+        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=2 ** cost))
 
 
 def new_password(nbytes: int = 24) -> str:

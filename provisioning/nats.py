@@ -17,20 +17,30 @@ separator in NATS), which are refused here rather than silently widening a right
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisioning.acl import CLAIM, ROLE_RULES, device_rules
+from central.nats_source import STREAM
+from provisioning.acl import CENTRAL, CLAIM, ROLE_RULES, device_rules
 from provisioning.broker import ACCOUNTS
-from provisioning.credentials import new_password, write_secret
+from provisioning.bundle import nats_key
+from provisioning.credentials import bcrypt_hash, new_password, write_secret
 from provisioning.errors import InvalidInput
 from provisioning.inventory import Device, Inventory
 from smileloop_core.ids import id_problem
 
 ACCOUNT = "SMILELOOP"  # every user of the fleet in one account: one subject namespace, JetStream on
 MQTT_DELIVERY = "$MQTT.sub.>"  # where NATS delivers an MQTT client's QoS 1 subscriptions
+# Central's workers also connect as NATS clients (central/nats_source.py): the ratings stream and its durable
+# consumer — make or look up, fetch, acknowledge — and nothing else of JetStream (no other stream, no deletes).
+CENTRAL_JETSTREAM = {
+    "publish": ["$JS.API.INFO", f"$JS.API.STREAM.INFO.{STREAM}", f"$JS.API.STREAM.CREATE.{STREAM}",
+                f"$JS.API.CONSUMER.CREATE.{STREAM}", f"$JS.API.CONSUMER.CREATE.{STREAM}.>",
+                f"$JS.API.CONSUMER.DURABLE.CREATE.{STREAM}.>", f"$JS.API.CONSUMER.INFO.{STREAM}.>",
+                f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.>", f"$JS.ACK.{STREAM}.>"],
+    "subscribe": ["_INBOX.>"],
+}
 
 
 @dataclass(frozen=True)
@@ -97,20 +107,27 @@ def users(accounts: Mapping[str, str], devices: Iterable[Device],
     """
     out: list[dict[str, object]] = []
     skipped: list[str] = []
-    entries: list[tuple[str, dict[str, dict[str, list[str]]]]] = []
+    entries: list[tuple[str, dict[str, dict[str, list[str]]], list[str]]] = []
     for username, role in sorted(accounts.items()):
         if role == CLAIM:
             skipped.append(username)  # no per-client-id rule in NATS config files (module docstring)
             continue
-        entries.append((_checked(username, "account"), _permissions(ROLE_RULES[role])))
-    entries += [(_checked(d.device_id, "device id"), device_permissions(d)) for d in devices if d.state == "active"]
-    for username, permissions in entries:
+        permissions = _permissions(ROLE_RULES[role])
+        kinds = ["MQTT"]
+        if role == CENTRAL:  # its workers pull ratings from JetStream as NATS clients too
+            for way, subjects in CENTRAL_JETSTREAM.items():
+                permissions[way]["allow"] += subjects
+            kinds.append("STANDARD")
+        entries.append((_checked(username, "account"), permissions, kinds))
+    entries += [(_checked(d.device_id, "device id"), device_permissions(d), ["MQTT"])
+                for d in devices if d.state == "active"]
+    for username, permissions, kinds in entries:
         hashed = passwords.get(username)
         if not hashed or not hashed.startswith("$2"):
             skipped.append(username)
             continue
         out.append({"user": username, "password": hashed, "permissions": permissions,
-                    "allowed_connection_types": ["MQTT"]})
+                    "allowed_connection_types": kinds})
     return out, skipped
 
 
@@ -127,19 +144,12 @@ def render_node(node: NatsNode, nodes: Sequence[NatsNode], store_dir: Path,
         f"jetstream {{ store_dir: {q(str(store_dir))} }}",
         f"cluster {{ name: {q(cluster_name)}, listen: {q(f'{node.host}:{node.cluster_port}')}, "
         f"routes: {q(routes)} }}",
-        f"mqtt {{ listen: {q(f'{node.host}:{node.mqtt_port}')} }}",
+        # NATS sizes the MQTT streams (sessions, retained, QoS 1) by the nodes it sees when the first MQTT client
+        # comes; a cluster still forming would get 2 copies, and then one lost node stops MQTT for everyone.
+        f"mqtt {{ listen: {q(f'{node.host}:{node.mqtt_port}')}, stream_replicas: {min(3, len(nodes))} }}",
         f"accounts {{ {ACCOUNT}: {{ jetstream: enabled, users: {json.dumps(account_users, indent=2)} }} }}",
     ]
     return "\n".join(lines) + "\n"
-
-
-def bcrypt_hash(password: str) -> str:
-    """A ``$2b$`` bcrypt hash (what NATS checks passwords against) from the C library's crypt(3)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt  # libxcrypt does bcrypt; the module leaves Python in 3.13 (use the bcrypt package then)
-
-        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))
 
 
 def write_nats_config(out: Path, nodes: Sequence[NatsNode], *, accounts: Mapping[str, str],
@@ -168,16 +178,20 @@ def write_nats_config(out: Path, nodes: Sequence[NatsNode], *, accounts: Mapping
 
 def write_nats_setup(inventory: Inventory, out: Path, nodes: Sequence[NatsNode]) -> tuple[list[Path], list[str]]:
     """The cluster's configs from the inventory: the accounts get passwords of their own (``out/accounts/``, 0600,
-    kept on re-runs), devices their inventory rights; what has no bcrypt hash is left out and named."""
+    kept on re-runs), devices their inventory rights and the bcrypt hash kept when their credentials were issued;
+    a device whose credentials predate that has none: it is left out and named (``device rotate`` gives it one)."""
     passwords: dict[str, str] = {}
     for username in ACCOUNTS:
         pw_file = out / "accounts" / f"{username}.password"
         if not pw_file.exists():
             write_secret(pw_file, new_password() + "\n")
         passwords[username] = bcrypt_hash(pw_file.read_text().strip())
-    passwords |= {user: hashed for user, hashed in inventory.device_hashes().items() if hashed.startswith("$2")}
-    return write_nats_config(out, nodes, accounts=ACCOUNTS, devices=inventory.devices(include_revoked=False),
-                             passwords=passwords)
+    devices = inventory.devices(include_revoked=False)
+    for device in devices:  # kept beside the Mosquitto hash since credentials are issued (provisioning/bundle.py)
+        hashed = inventory.setting(nats_key(device.device_id))
+        if hashed:
+            passwords[device.device_id] = hashed
+    return write_nats_config(out, nodes, accounts=ACCOUNTS, devices=devices, passwords=passwords)
 
 
 def parse_node(spec: str, host: str = "127.0.0.1") -> NatsNode:

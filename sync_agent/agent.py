@@ -42,6 +42,7 @@ from sync_agent.status import Heartbeat, SyncStatus
 __all__ = ["SyncAgent", "SyncStatus"]
 
 log = logging.getLogger("smileloop.sync")
+DEAF_ROUNDS = 3
 
 IDLE_WAIT = 0.02  # seconds a step waits on the socket (and the doorbell) when nothing woke it
 
@@ -101,6 +102,7 @@ class SyncAgent:
         self.pump = Pump(self.store, sync, self.clock, backoff=self.backoff, device_id=dev, site=site,
                          publish=lambda payload: self.conn.publish(self.topic_ratings, payload, qos=1))
         self.receipts = Receipts(sync.ack_timeout)
+        self._silent_expiries = 0  # receipt timeouts in a row on this connection with no receipt between
         self.keeper = Housekeeping(self.store, config.storage, self.clock)
         self.heartbeat = Heartbeat(self.status, self.store, self.clock)
         self._wake = threading.Event()
@@ -211,9 +213,20 @@ class SyncAgent:
         self.status.last_connect = utc_iso(self.clock.now())
         self.status.reconnects = self.conn.connects - 1
         self.status.last_error = None
+        self._silent_expiries = 0
+        client.on_subscribe = self._on_subscribe
         client.subscribe([(self.topic_ack, 1), (self.topic_config, 1), (self.topic_outcomes, 1),
                           (self.topic_erase, 1)])
         self.heartbeat.soon()  # announce "online" at once
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, codes: list[Any],
+                      properties: object) -> None:
+        """A refused subscription (a NATS node mid-election cannot make its consumer) would leave this connection
+        deaf to receipts for good: drop it, so the reconnect loop makes a new one (on the next broker)."""
+        if any(is_failure(c) for c in codes):
+            self.conn.last_error = "the broker refused a subscription; reconnecting"
+            log.warning("%s: %s", self.conn.name, self.conn.last_error)
+            client.disconnect()
 
     def _close(self) -> None:
         if self._bell is not None:
@@ -239,6 +252,8 @@ class SyncAgent:
         again = self.receipts.expire(now)
         if again and (n := self.store.requeue(again)):
             log.warning("no receipt from central for %d ratings in time; sending them again", n)
+        if again:
+            self._deaf_check()
         problem = self.pump.pump(now, self.conn.limits, self.topic_ratings, flush=flush)
         if problem:
             self.status.last_error = problem
@@ -247,6 +262,18 @@ class SyncAgent:
             self.conn.publish(self.topic_status, self._status_payload("online"), retain=True)
             self.heartbeat.save()
             self.heartbeat.sent(now, self.config.sync.heartbeat)
+
+    def _deaf_check(self) -> None:
+        """With several brokers, a connection that brought no receipt through :data:`DEAF_ROUNDS` receipt
+        timeouts in a row is given up for the next broker: a node can accept publishes yet never deliver this
+        device's receipts (a NATS node back from a crash, its consumers half made). With one broker nothing
+        changes: the ratings are simply sent again."""
+        self._silent_expiries += 1
+        client = self.conn.client
+        if self._silent_expiries >= DEAF_ROUNDS and len(self.conn.candidates) > 1 and client is not None:
+            self.conn.last_error = f"no receipt through {self._silent_expiries} receipt timeouts; next broker"
+            log.warning("%s: %s", self.conn.name, self.conn.last_error)
+            client.disconnect()
 
     def _housekeeping_due(self) -> None:
         if self.keeper.due():
@@ -269,6 +296,7 @@ class SyncAgent:
     # --- messages from central ----------------------------------------------------------------
     def _on_message(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == self.topic_ack:
+            self._silent_expiries = 0
             self._on_receipt(bytes(msg.payload))
         elif msg.topic == self.topic_config:
             self._on_config(bytes(msg.payload))

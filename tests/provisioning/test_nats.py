@@ -7,9 +7,6 @@ another.
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -22,13 +19,13 @@ import pytest
 from click.testing import CliRunner
 from paho.mqtt.enums import CallbackAPIVersion
 
+from provisioning.credentials import bcrypt_hash
 from provisioning.errors import InvalidInput
 from provisioning.inventory import Device
-from provisioning.nats import NatsNode, bcrypt_hash, subject, write_nats_config
+from provisioning.nats import NatsNode, subject, write_nats_config
 from smileloop_core import topics
-from smileloop_core.mosquitto import reserve_port
+from tests.nats_cluster import NATS, NatsCluster
 
-NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
 pytestmark = [pytest.mark.broker,
               pytest.mark.skipif(not Path(NATS).exists(), reason="nats-server is not installed")]
 
@@ -125,41 +122,14 @@ def refused(port: int, username: str, password: str) -> bool:
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[list[NatsNode]]:
     """Three nodes from the config we write, each its own process; all stopped at teardown, whatever happens."""
-    reservations = [reserve_port() for _ in range(9)]
-    ports = [r.port for r in reservations]
-    nodes = [NatsNode(f"n{i + 1}", *ports[3 * i:3 * i + 3]) for i in range(3)]
     hashes = {user: bcrypt_hash(pw) for user, pw in PASSWORDS.items()}
-    confs, skipped = write_nats_config(tmp_path / "nats", nodes, accounts={"central": "central", "claim": "claim"},
-                                       devices=DEVICES, passwords=hashes)
-    assert skipped == ["claim"]
-    procs: list[subprocess.Popen[bytes]] = []
+    nodes = NatsCluster(tmp_path / "nats", accounts={"central": "central", "claim": "claim"}, devices=DEVICES,
+                        passwords=hashes)
+    assert nodes.skipped == ["claim"]
     try:
-        for conf in confs:
-            with (conf.parent / f"{conf.stem}.log").open("ab") as log:
-                procs.append(subprocess.Popen([NATS, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT,
-                                              start_new_session=True))
-        for node, proc in zip(nodes, procs, strict=True):
-            deadline = time.monotonic() + 15
-            while True:
-                assert proc.poll() is None, (tmp_path / "nats" / f"{node.name}.log").read_text()[-2000:]
-                try:
-                    socket.create_connection(("127.0.0.1", node.mqtt_port), timeout=0.2).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, f"{node.name} does not listen for MQTT"
-                    time.sleep(0.05)
-        yield nodes
+        yield nodes.start().nodes
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        for r in reservations:
-            r.release()
+        nodes.close()
 
 
 def test_the_acl_holds_and_ratings_cross_the_cluster(cluster: list[NatsNode]):
@@ -222,7 +192,7 @@ def test_the_cli_writes_a_node_config_each(tmp_path: Path):
     result = CliRunner().invoke(cli, [*args, "--json"])
     assert result.exit_code == 0, result.output
     n2 = (out / "n2.conf").read_text()
-    assert 'mqtt { listen: "127.0.0.1:1884" }' in n2 and "nats-route://127.0.0.1:6222" in n2
+    assert 'mqtt { listen: "127.0.0.1:1884", stream_replicas: 3 }' in n2 and "nats-route://127.0.0.1:6222" in n2
     assert "nats-route://127.0.0.1:6223" not in n2, "no route to itself"
     password = (out / "accounts" / "central.password").read_text()
     assert CliRunner().invoke(cli, args).exit_code == 0
