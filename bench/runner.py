@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import alert, drain, fleet, footprint, ingest, kiosk, plots, report, scale, tap
+from bench import alert, cluster, drain, fleet, footprint, ingest, kiosk, plots, report, scale, tap
 from bench.profiles import profile_call
 from bench.stats import rounded
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ("tap", "kiosk", "drain", "alert", "fleet", "ingest", "footprint")
+ORDER = ("tap", "kiosk", "drain", "alert", "fleet", "ingest", "footprint", "cluster")
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ class Sizes:
     footprint_rounds: int
     kiosk_taps: int
     profile_ratings: int  # 0: no profiles
+    cluster_devices: int = 3
+    cluster_ratings: int = 300  # per device
+    cluster_repeats: int = 1
 
 
 MODES = {
@@ -117,6 +120,8 @@ def _benches(sizes: Sizes, work: Path) -> dict[str, Callable[[], dict[str, Any]]
                                    repeats=s.fleet_repeats),
         "ingest": lambda: ingest.run(work / "ingest", messages=s.ingest_messages, repeats=s.ingest_repeats),
         "footprint": lambda: footprint.run(work / "footprint", rounds=s.footprint_rounds),
+        "cluster": lambda: cluster.run(work / "cluster", devices=s.cluster_devices, ratings=s.cluster_ratings,
+                                       repeats=s.cluster_repeats),
     }
 
 
@@ -185,7 +190,8 @@ def _line(name: str, r: dict[str, Any]) -> str:
         return f"not measured: {r['unavailable']}"
     picks = {"tap": ("p50_ratio", "met"), "drain": ("drain_rps", "bare_rps", "vs_bare", "fresh_vs_bare", "met"),
              "alert": ("p99_ratio_webhook", "met"), "fleet": ("fleet1_vs_single", "fleet2_vs_fleet1", "met"),
-             "ingest": ("met",), "footprint": ("ratios",), "kiosk": ("tap_ms",)}
+             "ingest": ("met",), "footprint": ("ratios",), "kiosk": ("tap_ms",),
+             "cluster": ("nats1_vs_mosquitto1", "nats2_vs_mosquitto2", "nats2_vs_nats1", "safe")}
     line = ", ".join(f"{k}={r.get(k)!r:.60}" for k in picks.get(name, ()) if k in r)
     if name == "ingest":
         line += "".join(f", {k}={r[k]['vs_raw']:.3g}" for k in ("sqlite_burst", "postgres_burst")
