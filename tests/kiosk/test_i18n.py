@@ -13,11 +13,17 @@ from smileloop_core.i18n import LOCALE_DIR, SOURCES, available_languages, catalo
 ROOT = Path(__file__).parents[2]
 
 
+TEMPLATES = "**/templates/**.html"
+METHODS = [("**.py", "python"), (TEMPLATES, "jinja2.ext:babel_extract")]  # as babel.cfg
+
+
 def marked_messages() -> set[str | tuple[str, ...]]:
-    """What ``pybabel extract … kiosk_ui central smileloop_core`` finds: texts, and (singular, plural) pairs."""
+    """What ``pybabel extract -F babel.cfg … kiosk_ui central smileloop_core`` finds: texts, and (singular,
+    plural) pairs, in the Python sources and in the console's templates."""
     found: set[str | tuple[str, ...]] = set()
     for package in SOURCES:
-        for _file, _line, msg, _comments, _ctx in extract_from_dir(ROOT / package, method_map=[("**.py", "python")]):
+        for _file, _line, msg, _comments, _ctx in extract_from_dir(
+                ROOT / package, method_map=METHODS, options_map={TEMPLATES: {"extensions": "jinja2.ext.i18n"}}):
             found.add(msg if isinstance(msg, str) else tuple(m for m in msg if m))
     return found
 
@@ -27,6 +33,7 @@ def test_every_marked_text_has_a_translation_in_every_catalogue():
     assert "What went wrong?" in marked and len(marked) > 40  # the kiosk's
     assert "Unhappy visitor at {where}" in marked and "Waiting time" in marked  # central's, the shared reasons
     assert ("smileloop digest: {n} alert", "smileloop digest: {n} alerts") in marked
+    assert "Acknowledge: I own it" in marked  # the console's templates
     for lang in available_languages()[1:]:
         with catalogue_path(lang).open("rb") as f:
             catalog = read_po(f)
