@@ -104,13 +104,13 @@ def _consumer_ready(url: str, timeout: float = 60.0) -> None:
         time.sleep(0.2)
 
 
-def _drain(work: Path, template: Path, urls_of: Any, creds: Any, devices: int, max_s: float) -> dict[str, Any]:
+def _drain(work: Path, templates: list[Path], urls_of: Any, creds: Any, devices: int, max_s: float) -> dict[str, Any]:
     """Every device drains its copy at once; seconds until all are receipted, and what was receipted."""
     agents = []
     for k in range(devices):
         d = work / f"kiosk-{k}"
         d.mkdir(parents=True)
-        shutil.copy(template, d / "device.db")
+        shutil.copy(templates[k], d / "device.db")  # each device its own ratings (ids are global)
         broker: dict[str, Any] = {"urls": urls_of(k)}
         broker.update(creds(k, d))
         cfg = parse_config({"device": {"id": f"kiosk-{k}", "site": SITE, "location": "exit"}, "broker": broker,
@@ -148,7 +148,7 @@ def _stored(db: Path) -> tuple[int, int]:
     return int(rows), int(distinct)
 
 
-def _mosquitto(work: Path, template: Path, devices: int, workers: int, max_s: float) -> dict[str, Any]:
+def _mosquitto(work: Path, template: list[Path], devices: int, workers: int, max_s: float) -> dict[str, Any]:
     db = work / "central.db"
     with harness.broker(work / "broker") as b:
         centrals = []
@@ -166,7 +166,7 @@ def _mosquitto(work: Path, template: Path, devices: int, workers: int, max_s: fl
     return out
 
 
-def _nats(work: Path, template: Path, devices: int, workers: int, max_s: float) -> dict[str, Any]:
+def _nats(work: Path, template: list[Path], devices: int, workers: int, max_s: float) -> dict[str, Any]:
     db = work / "central.db"
     (work / "central.pw").parent.mkdir(parents=True, exist_ok=True)
     (work / "central.pw").write_text("central-pw\n")
@@ -199,8 +199,10 @@ def run(workdir: Path, *, devices: int, ratings: int, repeats: int, max_s: float
     if not Path(NATS).exists():
         return {"unavailable": "nats-server is not installed"}
     workdir.mkdir(parents=True, exist_ok=True)
-    template = workdir / "backlog.db"
-    prefill(template, harness.device_config(workdir / "prefill", "mqtt://127.0.0.1:1", **SYNC), ratings)
+    config = harness.device_config(workdir / "prefill", "mqtt://127.0.0.1:1", **SYNC)
+    template = [workdir / f"backlog-{k}.db" for k in range(devices)]
+    for path in template:
+        prefill(path, config, ratings)
     rows: dict[str, list[dict[str, Any]]] = {"mosquitto1": [], "mosquitto2": [], "nats1": [], "nats2": []}
     for rep in range(repeats):
         order = list(rows) if rep % 2 == 0 else list(rows)[::-1]

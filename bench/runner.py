@@ -47,7 +47,7 @@ class Sizes:
     kiosk_taps: int
     profile_ratings: int  # 0: no profiles
     cluster_devices: int = 3
-    cluster_ratings: int = 300  # per device
+    cluster_ratings: int = 2_000  # per device
     cluster_repeats: int = 1
 
 

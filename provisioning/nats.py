@@ -10,7 +10,8 @@ be allowed ``$MQTT.sub.>`` (NATS 2.9–2.11; 2.12.3 allows it implicitly).
 
 What does not carry over (docs/SCALE.md): the ``claim`` account (Mosquitto's ``%c`` pattern keys a kiosk's claim
 topics on its client id; NATS config files have no such variable), shared subscriptions (``$share/…``; NATS 2.9
-MQTT has none: central workers use a JetStream consumer instead, later), and ids with a ``.`` (a subject token
+MQTT has none: central workers share a JetStream consumer instead, central/nats_source.py, so the ``central`` user
+may also connect as a NATS client, with :data:`CENTRAL_JETSTREAM` rights), and ids with a ``.`` (a subject token
 separator in NATS), which are refused here rather than silently widening a right.
 """
 

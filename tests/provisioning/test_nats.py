@@ -25,6 +25,7 @@ from provisioning.inventory import Device
 from provisioning.nats import NatsNode, subject, write_nats_config
 from smileloop_core import topics
 from tests.nats_cluster import NATS, NatsCluster
+from tests.provisioning.test_cli import run, staff  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.broker,
               pytest.mark.skipif(not Path(NATS).exists(), reason="nats-server is not installed")]
@@ -202,3 +203,24 @@ def test_the_cli_writes_a_node_config_each(tmp_path: Path):
     assert bad.exit_code == 2 and "NAME:CLIENT_PORT" in bad.output
     no_port = CliRunner().invoke(cli, ["provision", "--inventory", str(inv), "broker-config", "--out", str(out)])
     assert no_port.exit_code == 2 and "--port" in no_port.output
+
+
+def test_issued_devices_carry_a_bcrypt_hash_into_the_nats_config(staff: tuple[Path, Path, int]):  # noqa: F811
+    import json
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # the same crypt(3) that hashed it checks it (Python 3.11; the bcrypt package from 3.13)
+
+    inv, tmp, _ = staff
+    run(inv, "device", "new", "--site", "store-9", "--location", "exit", "--id", "kiosk-9", "--out",
+        str(tmp / "k9"))
+    password = next(p for p in (tmp / "k9").rglob("*") if p.is_file() and "pass" in p.name).read_text().strip()
+    run(inv, "broker-config", "--engine", "nats", "--out", str(tmp / "nats"), "--node", "n1:4222:6222:1883")
+    conf = (tmp / "nats" / "n1.conf").read_text()
+    users = json.loads(conf[conf.index("users: ") + 7:conf.rindex("}", 0, conf.rindex("}"))].strip())
+    kiosk = next(u for u in users if u["user"] == "kiosk-9")
+    assert kiosk["password"].startswith("$2b$06$"), "bcrypt at the device cost"
+    assert crypt.crypt(password, kiosk["password"]) == kiosk["password"], "the device's own password"
+    assert password not in conf
