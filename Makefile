@@ -17,7 +17,7 @@ NIGHT_TIMES := "2026-12-03 02:30:00" "2026-12-03 23:30:00"
 FIRMWARE_TEST := hardware/firmware/host-test
 NODE_STAMP := $(FIRMWARE_TEST)/node_modules/.package-lock.json
 
-.PHONY: demo test test-night test-random test-reverse lint typecheck check system-deps venv pre-commit bench bench-full clean
+.PHONY: demo test test-night test-random test-reverse lint typecheck check system-deps venv pre-commit bench bench-full clean screenshots
 
 demo: system-deps $(STAMP)
 	$(BIN)/smileloop demo $(if $(DURATION),--duration $(DURATION))
@@ -95,3 +95,7 @@ system-deps:
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# Full-page PNGs of every console page (desk and 390 px phone) on demo data, into docs/console/.
+screenshots: $(STAMP)
+	SMILELOOP_SCREENSHOTS=1 $(BIN)/python -m pytest tests/console/test_screenshots.py -p no:randomly -q
