@@ -145,9 +145,9 @@ def _work_the_alerts(store: CentralStore, rng: random.Random, now: datetime) -> 
             lifecycle.acknowledge(store, a["id"], who, opened + timedelta(minutes=12), "on my way")
         elif i % 4 == 2:
             lifecycle.assign(store, a["id"], "admin", who, opened + timedelta(minutes=5))
-    live = [store.alert(a["id"]) for a in alerts[-8:]]
-    for a in [x for x in live if x["state"] == "open"][:2]:
-        escalate(store, a, now - timedelta(minutes=20), 1200)
+    live = [store.alert(x["id"]) for x in alerts[-8:]]
+    for alert in [x for x in live if x["state"] == "open"][:2]:
+        escalate(store, alert, now - timedelta(minutes=20), 1200)
 
 
 def _statuses(store: CentralStore, now: datetime) -> None:
