@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import alert, cluster, drain, fleet, footprint, ingest, kiosk, plots, report, scale, tap
+from bench import alert, cluster, console, drain, fleet, footprint, ingest, kiosk, plots, report, scale, tap
 from bench.profiles import profile_call
 from bench.stats import rounded
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ("tap", "kiosk", "drain", "alert", "fleet", "ingest", "footprint", "cluster")
+ORDER = ("tap", "kiosk", "drain", "alert", "fleet", "ingest", "footprint", "console", "cluster")
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,17 @@ class Sizes:
     cluster_devices: int = 3
     cluster_ratings: int = 2_000  # per device
     cluster_repeats: int = 1
+    console_ratings: int = 5_000  # ratings behind the dashboards (bench/console.py)
+    console_repeats: int = 5
 
 
 MODES = {
     # the smallest configuration: seconds, for the smoke test; no Kivy, no profiles
-    "smoke": Sizes(2, 20, 300, 1, 0.5, 60.0, 3, 10, 5, 1, 3, 1, 0, 0, 0),
-    "quick": Sizes(5, 200, 3_000, 2, 2.0, 20.0, 30, 200, 10, 2, 20, 3, 1, 10, 3_000),
-    "full": Sizes(9, 1_000, 100_000, 3, 10.0, 90.0, 200, 2_000, 10, 3, 100, 3, 3, 50, 20_000),
+    "smoke": Sizes(2, 20, 300, 1, 0.5, 60.0, 3, 10, 5, 1, 3, 1, 0, 0, 0, console_ratings=5_000, console_repeats=3),
+    "quick": Sizes(5, 200, 3_000, 2, 2.0, 20.0, 30, 200, 10, 2, 20, 3, 1, 10, 3_000, console_ratings=50_000,
+                   console_repeats=10),
+    "full": Sizes(9, 1_000, 100_000, 3, 10.0, 90.0, 200, 2_000, 10, 3, 100, 3, 3, 50, 20_000,
+                  console_ratings=1_000_000, console_repeats=50),
 }
 
 
@@ -122,6 +126,7 @@ def _benches(sizes: Sizes, work: Path) -> dict[str, Callable[[], dict[str, Any]]
         "footprint": lambda: footprint.run(work / "footprint", rounds=s.footprint_rounds),
         "cluster": lambda: cluster.run(work / "cluster", devices=s.cluster_devices, ratings=s.cluster_ratings,
                                        repeats=s.cluster_repeats),
+        "console": lambda: console.run(work / "console", ratings=s.console_ratings, repeats=s.console_repeats),
     }
 
 
@@ -191,8 +196,11 @@ def _line(name: str, r: dict[str, Any]) -> str:
     picks = {"tap": ("p50_ratio", "met"), "drain": ("drain_rps", "bare_rps", "vs_bare", "fresh_vs_bare", "met"),
              "alert": ("p99_ratio_webhook", "met"), "fleet": ("fleet1_vs_single", "fleet2_vs_fleet1", "met"),
              "ingest": ("met",), "footprint": ("ratios",), "kiosk": ("tap_ms",),
-             "cluster": ("nats1_vs_mosquitto1", "nats2_vs_mosquitto2", "nats2_vs_nats1", "safe")}
+             "cluster": ("nats1_vs_mosquitto1", "nats2_vs_mosquitto2", "nats2_vs_nats1", "safe"), "console": ("met",)}
     line = ", ".join(f"{k}={r.get(k)!r:.60}" for k in picks.get(name, ()) if k in r)
+    if name == "console":
+        line += "".join(f", {k} all sites p99={r[k]['all_sites_ms']['p99']:.0f} ms" for k in ("sqlite", "postgres")
+                        if "all_sites_ms" in (r.get(k) or {}))
     if name == "ingest":
         line += "".join(f", {k}={r[k]['vs_raw']:.3g}" for k in ("sqlite_burst", "postgres_burst")
                         if "vs_raw" in (r.get(k) or {}))

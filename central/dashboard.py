@@ -12,12 +12,11 @@ Definitions (every figure counts visitors only: test taps and repeat presses are
 - a figure with no rating behind it is None (shown empty), never 0.
 
 Days and hours are the site's local ones (its ``timezone`` in the org document; UTC for a site the document
-does not describe). A range of days is ``[start, end]`` inclusive, at most :data:`MAX_DAYS`; the previous
-period is the same number of days just before it. With several sites in different zones, each site's own days
-are used. Rollups count UTC hours, so a site on a zone whose offset is not a whole hour (India +5:30, Nepal
-+5:45) has each UTC hour counted in the local hour in which it *starts* (10:00 UTC → 15:30 → hour 15): up to
-45 minutes of ratings at each end of a local day fall on the neighbouring day, and in the heatmap on the
-neighbouring hour. Comments and the ratings export use each rating's exact time.
+does not describe), cut at the site's exact local midnight: zones with half-hour offsets and the days the
+clocks change are counted exactly (the rollups are kept per local day, :mod:`central.store_dashboard`). A range
+of days is ``[start, end]`` inclusive, at most :data:`MAX_DAYS`; the previous period is the same number of days
+just before it. With several sites in different zones, each site's own days are used. The heatmap counts
+ratings per local weekday and hour.
 
 Alerts: those people act on (grouped alerts and kudos left out), opened and resolved per local day; the time
 to resolve counts opening hours (as the SLA clocks of :mod:`central.sla` do): an alert resolved in the range
@@ -35,8 +34,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -45,8 +44,8 @@ from central.errors import AccessDenied, DashboardError
 from central.org import Org
 from central.rulebook import RULES, RuleBook
 from central.store import CentralStore
-from central.store_dashboard import AlertTimes, Counts, DashboardStore, Span
-from smileloop_core.clock import parse_utc
+from central.store_dashboard import AlertTimes, Counts, DashboardStore, Slice, Span, local_midnight
+from smileloop_core.clock import parse_utc, utc_iso
 from smileloop_core.hours import open_seconds_between
 from smileloop_core.ids import is_id
 
@@ -196,31 +195,29 @@ def dashboard(store: CentralStore, org: Org, *, start: date, end: date, sites: t
     :class:`AccessDenied` for a site outside ``sites``. ``book``: the rules' SLAs (default: the store's)."""
     rng, scope = Range(start, end).check(), Scope(_sites(sites), site, location)
     reads = DashboardStore(store)
-    current, zones = spans(org, scope, rng)
-    previous, _ = spans(org, scope, rng.previous)
-    refresh(reads, scope, [*previous, *current])
-    index = {d: i for i, d in enumerate(rng.dates())}
+    refresh(reads, org, scope, Range(rng.previous.start, rng.end))
+    rows = Slice((site,) if site else scope.sites, rng.start, rng.end, location)
+    index = {d.isoformat(): i for i, d in enumerate(rng.dates())}
     series = [Counts()] * rng.days
+    for day, counts in reads.days(rows):
+        if (i := index.get(day)) is not None:
+            series[i] = counts
     heatmap = [[0] * 24 for _ in WEEKDAYS]
-    for h in reads.hours(current, location):
-        local = _local(h.hour, zones[h.span])
-        i = index.get(local.date())
-        if i is not None:
-            series[i] += h.counts
-            heatmap[local.weekday()][local.hour] += h.counts.n
+    for day, hour, n in reads.hours(rows):
+        heatmap[_weekday(day)][hour] += n
     by_reason: dict[str, list[int]] = defaultdict(lambda: [0, 0, *[0] * rng.days])
-    for r in reads.reasons(current, location):
-        i = index.get(_local(r.hour, zones[r.span]).date())
-        if i is not None:
-            row = by_reason[r.reason]
-            row[0], row[1], row[2 + i] = row[0] + r.n, row[1] + r.negative, row[2 + i] + r.n
+    for day, reason, n, negative in reads.reasons(rows):
+        if (i := index.get(day)) is not None:
+            row = by_reason[reason]
+            row[0], row[1], row[2 + i] = row[0] + n, row[1] + negative, row[2 + i] + n
     reasons = sorted(((k, v[0], v[1], v[2:]) for k, v in by_reason.items()), key=lambda x: (-x[1], x[0]))
-    places = reads.places(current, previous, location)
+    places = reads.places(rows, replace(rows, first=rng.previous.start, last=rng.previous.end))
     ranking = sorted(((p.site, p.location, p.current, p.previous) for p in places),
                      key=lambda x: (x[2].n == 0, -(x[2].points / x[2].n if x[2].n else 0), -x[2].n, x[0], x[1]))
     totals, before = Counts(), Counts()
     for p in places:
         totals, before = totals + p.current, before + p.previous
+    current, _ = spans(org, scope, rng, reads.sites() if scope.sites is None else ())
     site_zones = _site_zones(org, scope, [p.site for p in places])
     shown = [{"id": c.id, "site": c.site, "location": c.location, "time": _at(c.ts, site_zones, org, c.site),
               "scale": c.scale, "value": c.value, "sentiment": c.sentiment, "reason": c.reason,
@@ -231,13 +228,11 @@ def dashboard(store: CentralStore, org: Org, *, start: date, end: date, sites: t
                      heatmap, reasons, ranking, shown, alerts)
 
 
-def refresh(reads: DashboardStore, scope: Scope, spans: Sequence[Span]) -> int:
-    """Bring the rollups of the scope's sites up to date over the UTC days the spans touch."""
-    if not spans:
-        return 0
-    return reads.refresh(sites=(scope.site,) if scope.site else scope.sites,
-                         first=date.fromisoformat(min(s.lo for s in spans)[:10]),
-                         last=date.fromisoformat(max(s.hi for s in spans)[:10]))
+def refresh(reads: DashboardStore, org: Org, scope: Scope, rng: Range) -> int:
+    """Bring the rollups of the scope's sites up to date over the UTC days of ``rng``'s local days in any zone
+    (a day either side)."""
+    return reads.refresh(lambda s: org.site(s).hours.timezone, sites=(scope.site,) if scope.site else scope.sites,
+                         first=rng.start - timedelta(days=1), last=rng.end + timedelta(days=1))
 
 
 def _sites(sites: tuple[str, ...] | None) -> tuple[str, ...] | None:
@@ -248,37 +243,28 @@ def _sites(sites: tuple[str, ...] | None) -> tuple[str, ...] | None:
     return tuple(sorted(set(sites)))
 
 
-def spans(org: Org, scope: Scope, rng: Range) -> tuple[list[Span], list[ZoneInfo]]:
-    """The sites of ``scope`` grouped by time zone, each group with the UTC hours of ``rng``'s local days."""
+def spans(org: Org, scope: Scope, rng: Range, known: Sequence[str] = ()) -> tuple[list[Span], list[ZoneInfo]]:
+    """The sites of ``scope`` grouped by time zone, each group with the UTC instants of ``rng``'s local days; with
+    every site in view, those of the org and ``known`` (sites with ratings the org does not describe: UTC)."""
     if scope.site is not None:
-        groups: dict[str, list[str]] = {org.site(scope.site).hours.timezone: [scope.site]}
+        names: set[str] = {scope.site}
     else:
-        groups = defaultdict(list)
-        for s in sorted(org.sites if scope.sites is None else scope.sites):
-            groups[org.site(s).hours.timezone].append(s)
-    out = [_span(tuple(s), ZoneInfo(tz), rng) for tz, s in sorted(groups.items())]
-    zones = [ZoneInfo(tz) for tz, _ in sorted(groups.items())]
-    if scope.site is None and scope.sites is None:  # sites the org does not describe (yet): UTC
-        out.append(_span(tuple(sorted(org.sites)), ZoneInfo("UTC"), rng, others=True))
-        zones.append(ZoneInfo("UTC"))
-    return out, zones
+        names = set(scope.sites) if scope.sites is not None else {*org.sites, *known}
+    groups: dict[str, list[str]] = defaultdict(list)
+    for s in sorted(names):
+        groups[org.site(s).hours.timezone].append(s)
+    ordered = sorted(groups.items())
+    return [_span(tuple(s), ZoneInfo(tz), rng) for tz, s in ordered], [ZoneInfo(tz) for tz, _ in ordered]
 
 
-def _span(sites: tuple[str, ...], tz: ZoneInfo, rng: Range, *, others: bool = False) -> Span:
-    """Local midnight of the first day to that of the day after the last, as UTC hours rounded up: the hours
-    that *start* on those local days (the module docstring's note on half-hour zones)."""
-    def hour(day: date) -> str:
-        at = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
-        if at.minute or at.second:
-            at = at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-        return at.strftime("%Y-%m-%dT%H")
-    return Span(sites, hour(rng.start), hour(rng.end + timedelta(days=1)), others)
+def _span(sites: tuple[str, ...], tz: ZoneInfo, rng: Range) -> Span:
+    """The exact UTC instants from local midnight of the first day to that of the day after the last."""
+    return Span(sites, utc_iso(local_midnight(rng.start, tz)), utc_iso(local_midnight(rng.end + timedelta(days=1), tz)))
 
 
-@lru_cache(maxsize=65_536)
-def _local(hour: str, tz: ZoneInfo) -> datetime:
-    """The local time at which a UTC hour ("2026-11-24T10") starts."""
-    return datetime.fromisoformat(hour + ":00:00+00:00").astimezone(tz)
+@lru_cache(maxsize=4096)
+def _weekday(day: str) -> int:
+    return date.fromisoformat(day).weekday()
 
 
 def _site_zones(org: Org, scope: Scope, seen: Sequence[str]) -> dict[str, str]:

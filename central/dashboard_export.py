@@ -103,7 +103,7 @@ def rating_rows(store: CentralStore, org: Org, *, start: date, end: date, sites:
     rng = Range(start, end).check()
     scope = Scope(tuple(sorted(set(sites))) if sites is not None else None, site, location)
     reads = DashboardStore(store)
-    refresh(reads, scope, rng)
+    refresh(reads, org, scope, rng)
     current, zones = spans(org, scope, rng, reads.sites() if scope.sites is None else ())
     return _rows(reads, current, zones, location, page)
 

@@ -1,7 +1,9 @@
 """Central's schema as numbered migrations, the same on SQLite and PostgreSQL.
 
 Each migration runs once, in order, in one transaction, and is recorded in ``_migrations``. Never edit a
-migration that has shipped; add the next one. ``{serial}`` becomes the dialect's auto-increment key.
+migration that has shipped; add the next one. ``{serial}`` becomes the dialect's auto-increment key;
+``{clustered}`` after a table makes SQLite keep its rows in primary-key order (``WITHOUT ROWID``: a range of the
+key is read in one sweep, not row by row), and is nothing on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -150,17 +152,26 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "ALTER TABLE alerts ADD COLUMN assignee TEXT",
     ]),
     ("009_dashboard_rollups", [
-        # The console's dashboards read hourly rollups, not the ratings (central/store_dashboard.py): per site,
-        # UTC hour ("2026-11-24T10") and location, the visitors' ratings (test taps and repeats left out)
-        # counted with what the figures need: index points (0-100 each), negatives, NPS and CSAT counts.
-        """CREATE TABLE rollup_hours (
-            site TEXT NOT NULL, hour TEXT NOT NULL, location TEXT NOT NULL, n INTEGER NOT NULL,
+        # The console's dashboards read rollups, not the ratings (central/store_dashboard.py): the visitors'
+        # ratings (test taps and repeats left out) per site, *local* day of the site's time zone (the zone each
+        # site's rows were made with is in rollup_zones) and location, counted with what the figures need: index
+        # points (0-100 each), negatives, NPS and CSAT counts; per local hour too, and per reason.
+        """CREATE TABLE rollup_days (
+            site TEXT NOT NULL, day TEXT NOT NULL, location TEXT NOT NULL, n INTEGER NOT NULL,
             points DOUBLE PRECISION NOT NULL, negative INTEGER NOT NULL, nps_n INTEGER NOT NULL,
             promoters INTEGER NOT NULL, detractors INTEGER NOT NULL, csat_n INTEGER NOT NULL,
-            csat_top INTEGER NOT NULL, PRIMARY KEY (site, hour, location))""",
+            csat_top INTEGER NOT NULL, PRIMARY KEY (site, day, location)){clustered}""",
+        """CREATE TABLE rollup_hours (
+            site TEXT NOT NULL, day TEXT NOT NULL, hour INTEGER NOT NULL, location TEXT NOT NULL, n INTEGER NOT NULL,
+            PRIMARY KEY (site, day, hour, location)){clustered}""",
+        # The same summed over the locations: what a heatmap of whole sites reads (a third of the rows).
+        """CREATE TABLE rollup_site_hours (
+            site TEXT NOT NULL, day TEXT NOT NULL, hour INTEGER NOT NULL, n INTEGER NOT NULL,
+            PRIMARY KEY (site, day, hour)){clustered}""",
         """CREATE TABLE rollup_reasons (
-            site TEXT NOT NULL, hour TEXT NOT NULL, location TEXT NOT NULL, reason TEXT NOT NULL,
-            n INTEGER NOT NULL, negative INTEGER NOT NULL, PRIMARY KEY (site, hour, location, reason))""",
+            site TEXT NOT NULL, day TEXT NOT NULL, location TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL,
+            negative INTEGER NOT NULL, PRIMARY KEY (site, day, location, reason)){clustered}""",
+        "CREATE TABLE rollup_zones (site TEXT PRIMARY KEY, timezone TEXT NOT NULL)",
         # (site, UTC day) whose rollups are stale: ingest marks them (one upsert per pair and batch), readers
         # recompute them from the ratings; ``gen`` grows with every mark, so a refresh clears only the mark it saw.
         """CREATE TABLE rollup_dirty (
@@ -177,6 +188,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
 def migrate(db: Database) -> list[str]:
     """Apply the migrations this database lacks; the names applied now."""
     serial = getattr(db, "serial", "INTEGER PRIMARY KEY")
+    clustered = " WITHOUT ROWID" if db.dialect == "sqlite" else ""
     applied: list[str] = []
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
     for name, statements in MIGRATIONS:
@@ -186,7 +198,7 @@ def migrate(db: Database) -> list[str]:
             if db.one("SELECT 1 AS x FROM _migrations WHERE name = ?", (name,)):
                 continue
             for sql in statements:
-                db.execute(sql.replace("{serial}", serial))
+                db.execute(sql.replace("{serial}", serial).replace("{clustered}", clustered))
             db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, CURRENT_TIMESTAMP)", (name,))
             applied.append(name)
     return applied

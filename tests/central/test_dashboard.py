@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from central.dashboard import MAX_DAYS, Range, dashboard
 from central.dashboard_export import RATING, SECTIONS, csv_sections, csv_text, ratings_csv
 from central.errors import AccessDenied, DashboardError
+from central.org import Org
 from central.records import Candidate
 from central.store_dashboard import DashboardStore, mark_dirty
-from tests.central.conftest import rating
+from tests.central.conftest import ORG, rating
 
 MON, TUE = date(2026, 11, 23), date(2026, 11, 24)  # Stockholm is UTC+1 then
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -122,11 +123,35 @@ def test_a_mark_made_during_a_refresh_survives_it(store, org):
 
     reads.db.executemany = ingest_meanwhile
     try:
-        assert reads.refresh() == 1
+        assert reads.refresh(lambda site: "Europe/Stockholm") == 1
     finally:
         reads.db.executemany = plain
     assert reads.dirty() == 1
     assert board(store, org)["totals"]["n"] == 2
+
+
+def test_half_hour_zones_and_zone_changes_count_exact_local_days(store, org):
+    doc = json.loads(json.dumps(ORG))
+    doc["sites"]["store-2"]["hours"]["timezone"] = "Asia/Kolkata"  # +5:30
+    store.store_ratings("store-2", "kiosk-5", [rating(4, ts=at("2026-11-23T18:29")),  # Mon 23:59 local
+                                               rating(1, ts=at("2026-11-23T18:45"), seq=2)], NOW)  # Tue 00:15
+    d = board(store, Org.from_dict(doc), site="store-2")
+    assert [s["n"] for s in d["series"]] == [1, 1]
+    assert (d["heatmap"]["cells"][0][23], d["heatmap"]["cells"][1][0]) == (1, 1)
+    d = board(store, org, site="store-2")  # the org says UTC again: the rollups are made again
+    assert [s["n"] for s in d["series"]] == [2, 0]
+    assert d["heatmap"]["cells"][0][18] == 2
+
+
+def test_a_day_the_clocks_change_has_its_own_hours(store, org):
+    sunday = date(2026, 10, 25)  # Stockholm: 03:00 CEST → 02:00 CET, a 25-hour day
+    store.store_ratings("store-1", "kiosk-1", [rating(4, ts=at("2026-10-24T22:30")),  # 00:30 local, +2
+                                               rating(4, ts=at("2026-10-25T00:30"), seq=2),  # 02:30 CEST
+                                               rating(4, ts=at("2026-10-25T01:30"), seq=3),  # 02:30 CET
+                                               rating(4, ts=at("2026-10-25T22:59"), seq=4)], NOW)  # 23:59 CET
+    d = board(store, org, site="store-1", start=sunday, end=sunday)
+    assert d["totals"]["n"] == 4 and d["heatmap"]["cells"][6][2] == 2
+    assert (d["heatmap"]["cells"][6][0], d["heatmap"]["cells"][6][23]) == (1, 1)
 
 
 def test_marks_count_up(store):
