@@ -82,8 +82,8 @@ class User:
         return None if self.all_sites else self.sites
 
     def require_site(self, site: str | None) -> None:
-        if not self.sees(site):
-            raise AccessDenied(f"{self.name} may not see site {site!r}")
+        if not self.sees(site):  # the message does not name the site: an id alone tells nothing of its owner
+            raise AccessDenied(f"{self.name} may not see this: it belongs to a site outside theirs")
 
 
 @dataclass(frozen=True)

@@ -73,16 +73,18 @@ def _charts(v: dict[str, Any]) -> dict[str, str]:
              "options": {"animation": False, "spanGaps": True, "maintainAspectRatio": False,
                          "scales": {"y": {"suggestedMin": 0, "suggestedMax": 100}}}}
     responses = {"type": "bar", "data": {"labels": days, "datasets": [
-        {"label": "responses", "data": [s["n"] for s in v["series"]], "backgroundColor": COLOURS[0]},
+        {"label": "responses", "data": [s["n"] for s in v["series"]], "backgroundColor": COLOURS[0], "yAxisID": "y"},
         {"label": "negative %", "data": [s["negative_share"] for s in v["series"]], "type": "line",
          "borderColor": COLOURS[1], "yAxisID": "share"}]},
         "options": {"animation": False, "maintainAspectRatio": False,
-                    "scales": {"share": {"position": "right", "min": 0, "max": 100,
+                    "scales": {"y": {"beginAtZero": True, "position": "left"},
+                               "share": {"position": "right", "min": 0, "max": 100,
                                          "grid": {"drawOnChartArea": False}}}}}
     reasons = v["reasons"][:8]
     reason_trend = {"type": "line", "data": {"labels": days, "datasets": [
-        _line(r["reason"], r["trend"], COLOURS[i % len(COLOURS)]) for i, r in enumerate(reasons)]},
-        "options": {"animation": False, "maintainAspectRatio": False}}
+        {**_line(r["reason"], r["trend"], COLOURS[i % len(COLOURS)]), "tension": 0} for i, r in enumerate(reasons)]},
+        "options": {"animation": False, "maintainAspectRatio": False, "scales": {"y": {"beginAtZero": True}},
+                    "elements": {"line": {"tension": 0}}}}
     reason_bars = {"type": "bar", "data": {"labels": [r["reason"] for r in reasons], "datasets": [
         {"label": "n", "data": [r["n"] for r in reasons], "backgroundColor": COLOURS[0]},
         {"label": "negative", "data": [r["negative"] for r in reasons], "backgroundColor": COLOURS[1]}]},

@@ -287,9 +287,6 @@ def test_the_pages_at_phone_width(demo, shots, browser):
     assert not browser.errors, browser.errors
 
 
-@pytest.mark.xfail(strict=True, reason="console layout (templates/CSS): at 390 px /alerts is 12 px too wide (its "
-                   "5-column table; the Owner column is cut off) and /org 61 px (a site card's opening-hours table "
-                   "does not fit its card), so a phone scrolls sideways")
 def test_no_page_is_wider_than_a_phone(demo, browser):
     page = phone(browser, demo, "admin")
     wider = {}
