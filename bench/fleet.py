@@ -29,7 +29,7 @@ import shutil
 import socket
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,14 @@ MIX = (1, 2, 3, 3, 4, 4, 4, 4, 4, 4)  # one visitor in five unhappy
 TARGET_TWO_WORKERS = 1.6
 PG_URL = os.environ.get("SMILELOOP_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 DEVICES_PER_SITE = 4
+
+
+def identities(devices: int, prefix: str = "sim") -> list[tuple[str, str, str]]:
+    """(device id, site, location) of each simulated device: a few devices per site, each at its own
+    touchpoint, as a real estate of stores would be. A broker that checks rights (a NATS cluster's config) is
+    written from the same list."""
+    return [(f"{prefix}-{i:05d}", f"{prefix}-site-{i // DEVICES_PER_SITE:04d}", f"exit-{i % DEVICES_PER_SITE}")
+            for i in range(devices)]
 
 
 class SimDevice:
@@ -70,11 +78,19 @@ class SimDevice:
         self.receipts = 0
         self.connected_at: float | None = None
         self.backoff = Backoff(0.2, 5.0, rng)
+        self.host, self.port = fleet.host, fleet.port
         self.client = self._new_client()
 
     def _new_client(self) -> mqtt.Client:
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"dev-{self.id}", protocol=mqtt.MQTTv5,
-                        reconnect_on_failure=False)
+        if self.fleet.protocol == mqtt.MQTTv5:
+            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"dev-{self.id}", protocol=mqtt.MQTTv5,
+                            reconnect_on_failure=False)
+        else:  # 3.1.1 (a NATS cluster's MQTT listener): a clean session instead of v5's clean start
+            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"dev-{self.id}", protocol=self.fleet.protocol,
+                            clean_session=True, reconnect_on_failure=False)
+        password = self.fleet.passwords.get(self.id)
+        if password is not None:  # the username is the device id, as provisioning issues it
+            c.username_pw_set(self.id, password)
         c.will_set(self.topic_status, json.dumps({"v": 1, "state": "offline", "device": self.id,
                                                   "site": self.site}), qos=1, retain=True)
         c.on_connect = self._on_connect
@@ -91,7 +107,10 @@ class SimDevice:
 
     def connect(self) -> None:
         try:
-            self.client.connect(self.fleet.host, self.fleet.port, keepalive=60, clean_start=True)
+            if self.fleet.protocol == mqtt.MQTTv5:
+                self.client.connect(self.host, self.port, keepalive=60, clean_start=True)
+            else:
+                self.client.connect(self.host, self.port, keepalive=60)
         except OSError:
             self.fleet.connect_errors += 1
             self.fleet.later(self.backoff.next_delay(), self._reconnect)
@@ -113,7 +132,14 @@ class SimDevice:
                                                       "site": self.site, "backlog": len(self.queued)}),
                        qos=1, retain=True)
 
-    def _on_subscribe(self, *_: Any) -> None:
+    def _on_subscribe(self, client: mqtt.Client, u: object, mid: int, codes: list[Any], props: object) -> None:
+        if any(c.is_failure for c in codes):
+            # No receipt would ever come on this connection (a NATS node refuses a QoS 1 subscription when its
+            # JetStream consumer cannot be made in time): drop it and connect again, as the sync agent does
+            # (on_disconnect follows and schedules the reconnect).
+            self.fleet.refused_subscriptions += 1
+            client.disconnect()
+            return
         self.pump()
 
     def _on_disconnect(self, client: mqtt.Client, u: object, flags: object, rc: Any, props: object) -> None:
@@ -165,13 +191,25 @@ class SimDevice:
 
 
 class Fleet:
-    """All simulated devices on one asyncio loop via paho's external-loop socket callbacks."""
+    """All simulated devices on one asyncio loop via paho's external-loop socket callbacks.
 
-    def __init__(self, broker_url: str, devices: int, backlog: int, *, batch_size: int = 100,
+    ``broker_url`` may be a list: device ``i`` connects to ``urls[i % len(urls)]`` (the nodes of a cluster).
+    ``protocol`` is paho's ``MQTTv5`` (default) or ``MQTTv311``; ``passwords`` maps device id → password, the
+    username being the device id. ``broker_pids``: every broker process, for the memory they hold with the whole
+    fleet connected (``broker_pid``: one).
+    """
+
+    def __init__(self, broker_url: str | Sequence[str], devices: int, backlog: int, *, batch_size: int = 100,
                  max_inflight: int = 20, ack_timeout: float = 60.0, seed: int = 7, prefix: str = "sim",
-                 broker_pid: int | None = None) -> None:
+                 broker_pid: int | None = None, protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv5,
+                 passwords: Mapping[str, str] | None = None, broker_pids: Sequence[int] = ()) -> None:
         self.broker_pid = broker_pid
-        self.host, self.port = harness._host_port(broker_url)
+        self.broker_pids = [broker_pid] if broker_pid else list(broker_pids)
+        urls = [broker_url] if isinstance(broker_url, str) else list(broker_url)
+        addresses = [harness._host_port(u) for u in urls]
+        self.host, self.port = addresses[0]
+        self.protocol = protocol
+        self.passwords = dict(passwords or {})
         self.batch_size = batch_size
         self.max_inflight = max_inflight
         self.ack_timeout = ack_timeout
@@ -179,12 +217,14 @@ class Fleet:
         self.stopping = False
         self.connect_errors = 0
         self.reconnects = 0
+        self.refused_subscriptions = 0
         self._remaining = devices
         self._all_done = asyncio.Event()
         rng = random.Random(seed)
-        # A few devices per site, each at its own touchpoint, as a real estate of stores would be.
-        self.devices = [SimDevice(self, f"{prefix}-{i:05d}", f"{prefix}-site-{i // DEVICES_PER_SITE:04d}",
-                                  f"exit-{i % DEVICES_PER_SITE}", backlog, rng) for i in range(devices)]
+        self.devices = [SimDevice(self, device_id, site, location, backlog, rng)
+                        for device_id, site, location in identities(devices, prefix)]
+        for i, d in enumerate(self.devices):
+            d.host, d.port = addresses[i % len(addresses)]
         self.done_at: list[float] = []
 
     # paho's external-loop hooks
@@ -241,7 +281,8 @@ class Fleet:
         except TimeoutError:
             timed_out = True
         t1 = time.perf_counter()
-        broker_rss = harness.rss_mb(self.broker_pid) if self.broker_pid else float("nan")  # all still connected
+        broker_rss = (sum(harness.rss_mb(p) for p in self.broker_pids) if self.broker_pids
+                      else float("nan"))  # all still connected
         self.stopping = True
         misc.cancel()
         for d in self.devices:
@@ -253,6 +294,7 @@ class Fleet:
             "drain_s": t1 - t0, "timed_out": timed_out, "connect_calls_s": t_connects_sent - t0,
             "all_connected_s": connected[-1] if len(connected) == len(self.devices) else None,
             "connected": len(connected), "connect_errors": self.connect_errors, "reconnects": self.reconnects,
+            "refused_subscriptions": self.refused_subscriptions,
             "resent": sum(d.resent for d in self.devices),
             "done_curve_s": quantiles([t - t0 for t in self.done_at]), "broker_rss_mb": broker_rss,
         }
@@ -305,6 +347,7 @@ def one_connection(fleet: Fleet, timeout: float) -> dict[str, Any]:
     fleet.loop.close()
     return {"drain_s": t1 - t0, "timed_out": timed_out, "connect_calls_s": t_connected,
             "all_connected_s": t_connected, "connected": 1, "connect_errors": 0, "reconnects": 0, "resent": 0,
+            "refused_subscriptions": 0,
             "done_curve_s": [], "broker_rss_mb": broker_rss}
 
 
@@ -383,6 +426,15 @@ def _scenario(workdir: Path, *, devices: int, backlog: int, workers: int, timeou
     finally:
         if schema:
             _drop_schema(schema)
+    return figures(result, check, cpu, devices=devices, backlog=backlog, workers=workers,
+                   store="postgresql" if postgres else "sqlite")
+
+
+def figures(result: dict[str, Any], check: dict[str, int], cpu: dict[str, float], *, devices: int, backlog: int,
+            workers: int, store: str) -> dict[str, Any]:
+    """One scenario's figures from :meth:`Fleet.run`, :func:`_check` and a :class:`harness.CpuMeter` whose
+    processes are named ``central<k>``, ``broker`` (all broker processes together) and ``fleet``."""
+    check = dict(check)
     if result["timed_out"]:  # not delivered by the deadline is not "lost": say how many were pending
         check["pending_at_timeout"], check["lost"] = check["lost"], 0
     total = devices * backlog
@@ -394,8 +446,27 @@ def _scenario(workdir: Path, *, devices: int, backlog: int, workers: int, timeou
             "broker_cpu_s": cpu["broker_cpu_s"], "fleet_cpu_pct": cpu["fleet_cpu_pct"],
             "postgres_cpu_pct": cpu.get("postgres_cpu_pct", 0.0), "machine_busy_pct": cpu["machine_busy_pct"],
             "central_cpu_us_per_rating": 1e6 * central_cpu / total,
-            "broker_cpu_us_per_rating": 1e6 * cpu["broker_cpu_s"] / total, "cpu_s_per_1k": per_k,
-            "store": "postgresql" if postgres else "sqlite"}
+            "broker_cpu_us_per_rating": 1e6 * cpu["broker_cpu_s"] / total, "cpu_s_per_1k": per_k, "store": store}
+
+
+def summarise(rs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One scenario over its repeats: medians of the rates and costs, the worst of lost, duplicated and resent,
+    the last repeat's curve of devices done."""
+    out: dict[str, Any] = {key: median([r[key] for r in rs]) for key in (
+        "drain_s", "ratings_per_s", "central_cpu_pct", "broker_cpu_pct", "fleet_cpu_pct",
+        "central_cpu_us_per_rating", "broker_cpu_us_per_rating", "broker_rss_mb",
+        "broker_kb_per_device", "postgres_cpu_pct", "machine_busy_pct")}
+    out["cpu_s_per_1k"] = {p: median([r["cpu_s_per_1k"][p] for r in rs]) for p in rs[0]["cpu_s_per_1k"]}
+    out["all_connected_s"] = median([r["all_connected_s"] or float("nan") for r in rs])
+    out["lost"] = max(r["lost"] for r in rs)
+    out["duplicated"] = max(r["duplicated"] for r in rs)
+    out["resent"] = max(r["resent"] for r in rs)
+    for key in ("connect_errors", "reconnects", "refused_subscriptions"):
+        out[key] = max(r.get(key, 0) for r in rs)
+    out["pending_at_timeout"] = max(r.get("pending_at_timeout", 0) for r in rs)
+    out["timed_out"] = any(r["timed_out"] for r in rs)
+    out["done_curve_s"] = rs[-1].get("done_curve_s", [])
+    return out
 
 
 def run(workdir: Path, *, devices: int, backlog: int, repeats: int, timeout: float = 180.0,
@@ -425,18 +496,7 @@ def run(workdir: Path, *, devices: int, backlog: int, repeats: int, timeout: flo
                            "store_note": why_not,
                            "fleet_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     for k, rs in rows.items():
-        out[k] = {key: median([r[key] for r in rs]) for key in (
-            "drain_s", "ratings_per_s", "central_cpu_pct", "broker_cpu_pct", "fleet_cpu_pct",
-            "central_cpu_us_per_rating", "broker_cpu_us_per_rating", "broker_rss_mb",
-            "broker_kb_per_device", "postgres_cpu_pct", "machine_busy_pct")}
-        out[k]["cpu_s_per_1k"] = {p: median([r["cpu_s_per_1k"][p] for r in rs]) for p in rs[0]["cpu_s_per_1k"]}
-        out[k]["all_connected_s"] = median([r["all_connected_s"] or float("nan") for r in rs])
-        out[k]["lost"] = max(r["lost"] for r in rs)
-        out[k]["duplicated"] = max(r["duplicated"] for r in rs)
-        out[k]["resent"] = max(r["resent"] for r in rs)
-        out[k]["pending_at_timeout"] = max(r.get("pending_at_timeout", 0) for r in rs)
-        out[k]["timed_out"] = any(r["timed_out"] for r in rs)
-        out[k]["done_curve_s"] = rs[-1].get("done_curve_s", [])
+        out[k] = summarise(rs)
     out["fleet1_vs_single"] = median(ratios([r["ratings_per_s"] for r in rows["fleet1"]],
                                             [r["ratings_per_s"] for r in rows["single"]]))
     out["fleet2_vs_fleet1"] = median(ratios([r["ratings_per_s"] for r in rows["fleet2"]],

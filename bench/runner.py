@@ -125,7 +125,8 @@ def _benches(sizes: Sizes, work: Path) -> dict[str, Callable[[], dict[str, Any]]
         "ingest": lambda: ingest.run(work / "ingest", messages=s.ingest_messages, repeats=s.ingest_repeats),
         "footprint": lambda: footprint.run(work / "footprint", rounds=s.footprint_rounds),
         "cluster": lambda: cluster.run(work / "cluster", devices=s.cluster_devices, ratings=s.cluster_ratings,
-                                       repeats=s.cluster_repeats),
+                                       repeats=s.cluster_repeats, fleet_devices=s.fleet_devices,
+                                       fleet_backlog=s.fleet_backlog),
         "console": lambda: console.run(work / "console", ratings=s.console_ratings, repeats=s.console_repeats),
     }
 
